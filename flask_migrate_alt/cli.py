@@ -1,0 +1,309 @@
+"""The ``flask db`` command group: option parsing only.
+
+Every command calls the function of the same name in
+:mod:`flask_migrate_alt.commands`; there is no logic here beyond turning
+options into arguments.
+
+``-d/--directory`` and ``-x/--x-arg`` belong to the group, but Flask-Migrate
+also accepted them after most subcommands, and people type both
+``flask db -d m upgrade`` and ``flask db upgrade -d m``. They are declared
+once here and attached to the group and to every subcommand; the values end
+up in one :class:`DbOptions` object.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import click
+from flask.cli import AppGroup
+
+from . import commands
+
+__all__ = ["db"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass
+class DbOptions:
+    """The options shared by the group and its subcommands."""
+
+    directory: str | None = None
+    x_arg: list[str] = field(default_factory=list)
+
+
+def _set_directory(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+    if value is not None:
+        ctx.ensure_object(DbOptions).directory = value
+
+
+def _add_x_arg(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+    ctx.ensure_object(DbOptions).x_arg.extend(value or ())
+
+
+def _shared_options() -> list[click.Parameter]:
+    return [
+        click.Option(
+            ["-d", "--directory"],
+            default=None,
+            envvar="FLASK_DB_DIRECTORY",
+            expose_value=False,
+            callback=_set_directory,
+            help="Migration repository (default: 'migrations', or the "
+            "directory given to Migrate; env: FLASK_DB_DIRECTORY).",
+        ),
+        click.Option(
+            ["-x", "--x-arg"],
+            multiple=True,
+            expose_value=False,
+            callback=_add_x_arg,
+            help="Extra 'key=value' argument for env.py "
+            "(context.get_x_argument()); may be repeated.",
+        ),
+    ]
+
+
+class _DbGroup(AppGroup):
+    """An ``AppGroup`` whose subcommands accept the group's options too."""
+
+    def command(self, *args: Any, **kwargs: Any) -> Any:
+        make = super().command(*args, **kwargs)
+
+        def decorator(f: Callable[..., Any]) -> click.Command:
+            cmd: click.Command = make(f)
+            shared = _shared_options()
+            # The group reads FLASK_DB_DIRECTORY; a subcommand's -d only
+            # overrides it when typed.
+            shared[0].envvar = None
+            cmd.params.extend(shared)
+            return cmd
+
+        return decorator
+
+
+@click.group(cls=_DbGroup, params=_shared_options())
+@click.pass_context
+def db(ctx: click.Context) -> None:
+    """Perform database migrations."""
+    ctx.ensure_object(DbOptions)
+
+
+def _directory() -> str | None:
+    return click.get_current_context().ensure_object(DbOptions).directory
+
+
+def _x_arg() -> list[str]:
+    return click.get_current_context().ensure_object(DbOptions).x_arg
+
+
+_sql = click.option(
+    "--sql", is_flag=True, help="Don't emit SQL to the database - dump to stdout."
+)
+_tag = click.option(
+    "--tag", default=None, help="Arbitrary 'tag' name for custom env.py scripts."
+)
+_verbose = click.option("-v", "--verbose", is_flag=True, help="More verbose output.")
+_message = click.option("-m", "--message", default=None, help="Revision message.")
+_branch_label = click.option(
+    "--branch-label", default=None, help="Branch label to apply to the new revision."
+)
+_rev_id = click.option(
+    "--rev-id", default=None, help="Revision id to use instead of a generated one."
+)
+
+
+def _new_revision_options(f: F) -> F:
+    """Options shared by ``revision`` and ``migrate``."""
+    for option in reversed(
+        [
+            _message,
+            _sql,
+            click.option(
+                "--head",
+                default="head",
+                help="Revision to base the new revision on (default: head).",
+            ),
+            click.option(
+                "--splice",
+                is_flag=True,
+                help="Allow a non-head revision as the 'head' to splice onto.",
+            ),
+            _branch_label,
+            click.option(
+                "--version-path",
+                default=None,
+                help="Folder to put the new revision file in.",
+            ),
+            _rev_id,
+        ]
+    ):
+        f = option(f)
+    return f
+
+
+@db.command("list-templates")
+def list_templates() -> None:
+    """List the available repository templates."""
+    commands.list_templates()
+
+
+@db.command()
+@click.option(
+    "--multidb", is_flag=True, help="Multiple databases (SQLALCHEMY_BINDS)."
+)
+@click.option(
+    "-t",
+    "--template",
+    default=None,
+    help="Template name (see list-templates) or path of a template folder.",
+)
+@click.option(
+    "--package", is_flag=True, help="Write __init__.py files in the repository."
+)
+def init(multidb: bool, template: str | None, package: bool) -> None:
+    """Create a new migration repository."""
+    commands.init(_directory(), multidb=multidb, template=template, package=package)
+
+
+@db.command()
+@_new_revision_options
+@click.option(
+    "--autogenerate",
+    is_flag=True,
+    help="Fill in the revision by comparing the models with the database.",
+)
+def revision(autogenerate: bool, **options: Any) -> None:
+    """Create a new revision file."""
+    commands.revision(
+        _directory(), autogenerate=autogenerate, x_arg=_x_arg(), **options
+    )
+
+
+@db.command()
+@_new_revision_options
+def migrate(**options: Any) -> None:
+    """Autogenerate a new revision file (alias for 'revision --autogenerate')."""
+    commands.migrate(_directory(), x_arg=_x_arg(), **options)
+
+
+@db.command()
+@click.argument("revision", default="head")
+def edit(revision: str) -> None:
+    """Edit a revision file in $EDITOR."""
+    commands.edit(_directory(), revision)
+
+
+@db.command()
+@_message
+@_branch_label
+@_rev_id
+@click.argument("revisions", nargs=-1)
+def merge(
+    message: str | None,
+    branch_label: str | None,
+    rev_id: str | None,
+    revisions: tuple[str, ...],
+) -> None:
+    """Merge revisions (default: all heads) into a new revision file."""
+    commands.merge(
+        _directory(),
+        list(revisions),
+        message=message,
+        branch_label=branch_label,
+        rev_id=rev_id,
+    )
+
+
+@db.command()
+@_sql
+@_tag
+@click.argument("revision", default="head")
+def upgrade(sql: bool, tag: str | None, revision: str) -> None:
+    """Upgrade to a later version (default: head)."""
+    commands.upgrade(_directory(), revision, sql=sql, tag=tag, x_arg=_x_arg())
+
+
+@db.command()
+@_sql
+@_tag
+@click.argument("revision", default="-1")
+def downgrade(sql: bool, tag: str | None, revision: str) -> None:
+    """Revert to a previous version (default: one step back)."""
+    commands.downgrade(_directory(), revision, sql=sql, tag=tag, x_arg=_x_arg())
+
+
+@db.command()
+@click.argument("revision", default="head")
+def show(revision: str) -> None:
+    """Show the revision denoted by the given symbol."""
+    commands.show(_directory(), revision)
+
+
+@db.command()
+@click.option(
+    "-r", "--rev-range", default=None, help="Range of revisions, as [start]:[end]."
+)
+@_verbose
+@click.option(
+    "-i", "--indicate-current", is_flag=True, help="Mark the current revision."
+)
+def history(rev_range: str | None, verbose: bool, indicate_current: bool) -> None:
+    """List revisions in chronological order."""
+    commands.history(
+        _directory(),
+        rev_range,
+        verbose=verbose,
+        indicate_current=indicate_current,
+        x_arg=_x_arg(),
+    )
+
+
+@db.command()
+@_verbose
+@click.option(
+    "--resolve-dependencies",
+    is_flag=True,
+    help="Treat dependency versions as down revisions.",
+)
+def heads(verbose: bool, resolve_dependencies: bool) -> None:
+    """Show the current heads of the revision history."""
+    commands.heads(
+        _directory(), verbose=verbose, resolve_dependencies=resolve_dependencies
+    )
+
+
+@db.command()
+@_verbose
+def branches(verbose: bool) -> None:
+    """Show the branch points of the revision history."""
+    commands.branches(_directory(), verbose=verbose)
+
+
+@db.command()
+@_verbose
+def current(verbose: bool) -> None:
+    """Show the current revision of each database."""
+    commands.current(_directory(), verbose=verbose, x_arg=_x_arg())
+
+
+@db.command()
+@_sql
+@_tag
+@click.option(
+    "--purge", is_flag=True, help="Empty the version table before stamping."
+)
+@click.argument("revision", default="head")
+def stamp(sql: bool, tag: str | None, purge: bool, revision: str) -> None:
+    """Set the version table to a revision without running migrations."""
+    commands.stamp(
+        _directory(), revision, sql=sql, tag=tag, purge=purge, x_arg=_x_arg()
+    )
+
+
+@db.command()
+def check() -> None:
+    """Exit 1 if the models and the database differ (a migration is needed)."""
+    commands.check(_directory(), x_arg=_x_arg())

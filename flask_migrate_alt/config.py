@@ -1,0 +1,101 @@
+"""Building the Alembic ``Config`` that every command uses."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from alembic.config import Config as AlembicConfig
+
+__all__ = ["Config", "available_templates", "build_config", "template_root"]
+
+
+def template_root() -> Path:
+    """Return the folder holding the shipped repository templates.
+
+    In an installed wheel the templates are package data next to this
+    module; in a source checkout (including editable installs) they are the
+    ``templates/`` folder at the top of the repository.
+    """
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "templates", here.parent / "templates"):
+        if candidate.is_dir():
+            return candidate
+    raise RuntimeError(
+        f"the repository templates are missing from {here}; "
+        "reinstall flask_migrate_alt"
+    )
+
+
+def is_template(path: Path) -> bool:
+    """Tell whether ``path`` looks like an Alembic repository template."""
+    return path.is_dir() and (path / "env.py").is_file()
+
+
+def available_templates(root: Path | None = None) -> dict[str, str]:
+    """Return template names and their one-line synopsis, sorted by name.
+
+    The synopsis is the first line of the template's ``README``.
+    """
+    root = template_root() if root is None else root
+    found: dict[str, str] = {}
+    for path in sorted(root.iterdir()):
+        if not is_template(path):
+            continue
+        readme = path / "README"
+        synopsis = ""
+        if readme.is_file():
+            with readme.open(encoding="utf-8") as f:
+                synopsis = f.readline().strip()
+        found[path.name] = synopsis
+    return found
+
+
+class Config(AlembicConfig):
+    """An Alembic ``Config`` that finds the flask_migrate_alt templates.
+
+    :param template_directory: where ``init`` looks for templates; by
+        default the templates shipped with this package.
+    """
+
+    def __init__(
+        self, *args: Any, template_directory: str | None = None, **kwargs: Any
+    ) -> None:
+        self.template_directory = template_directory
+        super().__init__(*args, **kwargs)
+
+    def get_template_directory(self) -> str:
+        if self.template_directory:
+            return self.template_directory
+        return str(template_root())
+
+
+def build_config(
+    directory: str,
+    *,
+    x_arg: str | Iterable[str] | None = None,
+    opts: Iterable[str] | None = None,
+) -> Config:
+    """Return a ``Config`` for the migration repository in ``directory``.
+
+    ``cmd_opts`` is always set, as the ``alembic`` command line would set
+    it, because env.py files read ``config.cmd_opts.autogenerate`` and
+    ``context.get_x_argument()`` reads ``config.cmd_opts.x``.
+    """
+    config = Config(os.path.join(directory, "alembic.ini"))
+    # Config values are %-interpolated; a literal % in a path must be doubled.
+    config.set_main_option("script_location", directory.replace("%", "%%"))
+    cmd_opts = argparse.Namespace()
+    for name in opts or ():
+        setattr(cmd_opts, name, True)
+    if x_arg is None:
+        cmd_opts.x = []
+    elif isinstance(x_arg, str):
+        cmd_opts.x = [x_arg]
+    else:
+        cmd_opts.x = list(x_arg)
+    config.cmd_opts = cmd_opts
+    return config

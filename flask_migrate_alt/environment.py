@@ -1,0 +1,403 @@
+"""What the ``env.py`` of every shipped template delegates to.
+
+Keeping the logic here rather than in each generated ``env.py`` means that a
+project gets fixes by upgrading the package, without running ``init`` again.
+The generated files still look like ordinary Alembic environments: they call
+:func:`run_offline` or :func:`run_online` and can pass any keyword argument
+of ``context.configure()``.
+
+This module runs inside Alembic's environment, so it may import Alembic and
+SQLAlchemy freely.
+"""
+
+from __future__ import annotations
+
+import configparser
+import logging
+import sys
+from collections.abc import Sequence
+from contextlib import AsyncExitStack, ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from flask import current_app
+
+from .errors import MigrateNotSetUp, log
+from .extension import MigrateState, current_state
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from alembic.operations import MigrationScript
+    from alembic.runtime.environment import EnvironmentContext
+    from alembic.runtime.migration import MigrationContext
+    from sqlalchemy import Connection, MetaData
+
+
+__all__ = [
+    "Database",
+    "database_names",
+    "databases",
+    "run_offline",
+    "run_online",
+    "run_online_async",
+    "setup_logging",
+]
+
+
+# --------------------------------------------------------------------------
+# logging
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Write to whatever ``sys.stderr`` is at the time of the record.
+
+    Test runners and ``click.testing.CliRunner`` swap ``sys.stderr``; a
+    handler that kept the stream it was created with would write to a
+    stream that is gone.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
+_LEVELS = {"WARN": "WARNING"}
+
+
+def setup_logging(config: Config) -> None:
+    """Show Alembic's log lines on stderr without touching the app's logging.
+
+    Alembic's own templates call ``logging.config.fileConfig()``, which
+    replaces the root logger's handlers and disables every logger the app
+    already set up. Instead, for each ``[logger_*]`` section of
+    ``alembic.ini`` other than the root, this sets the level of that logger
+    if the app left it unset. Only when the app has configured no logging at
+    all (the root logger has no handler) does it also attach a stderr handler
+    using the ``[formatter_generic]`` format; otherwise the records go to the
+    app's handlers.
+    """
+    path = config.config_file_name
+    if path is None or not Path(path).is_file():
+        return
+    parser = configparser.RawConfigParser()
+    parser.read(path, encoding="utf-8")
+    if not parser.has_section("loggers"):
+        return
+    fmt = parser.get(
+        "formatter_generic",
+        "format",
+        fallback="%(levelname)-5.5s [%(name)s] %(message)s",
+    )
+    app_has_logging = bool(logging.getLogger().handlers)
+    for key in parser.get("loggers", "keys", fallback="").split(","):
+        section = f"logger_{key.strip()}"
+        if key.strip() == "root" or not parser.has_section(section):
+            continue
+        name = parser.get(section, "qualname", fallback="").strip()
+        if not name:
+            continue
+        logger = logging.getLogger(name)
+        handlers = [
+            h for h in logger.handlers if not isinstance(h, logging.NullHandler)
+        ]
+        if logger.level != logging.NOTSET or handlers:
+            continue  # the app (or an earlier command) configured it
+        level = parser.get(section, "level", fallback="NOTSET").strip().upper()
+        logger.setLevel(_LEVELS.get(level, level))
+        if not app_has_logging:
+            handler = _StderrHandler()
+            handler.setFormatter(logging.Formatter(fmt))
+            logger.addHandler(handler)
+            logger.propagate = False
+
+
+# --------------------------------------------------------------------------
+# databases
+
+
+def _require_db(migrate_state: MigrateState) -> Any:
+    if migrate_state.db is None:
+        raise MigrateNotSetUp(
+            "Migrate has no database; pass the Flask-SQLAlchemy object as "
+            "Migrate(app, db) or migrate.init_app(app, db)"
+        )
+    return migrate_state.db
+
+
+def database_names() -> list[str]:
+    """Return ``""`` for the default database followed by each bind key.
+
+    Bind keys come from ``SQLALCHEMY_BINDS``, or from the ``db`` object's
+    ``engines`` when the app configures its engines another way.
+    """
+    binds = current_app.config.get("SQLALCHEMY_BINDS")
+    if binds:
+        keys = [key for key in binds if key is not None]
+    else:
+        engines = getattr(current_state().db, "engines", None)
+        keys = [key for key in (engines or {}) if key is not None]
+    return ["", *keys]
+
+
+@dataclass
+class Database:
+    """One database that the migrations run on."""
+
+    #: ``""`` for the default database, else the bind key. Revision files of
+    #: multi-database repositories call ``upgrade_<name>()`` for it.
+    name: str
+    engine: Any
+    metadata: MetaData | None
+
+    @property
+    def bind_key(self) -> str | None:
+        return self.name or None
+
+    @property
+    def is_async(self) -> bool:
+        # An app with an async engine has imported SQLAlchemy's asyncio
+        # support already; others must not pay for importing it (it needs
+        # greenlet, which is optional).
+        asyncio_ext = sys.modules.get("sqlalchemy.ext.asyncio")
+        return asyncio_ext is not None and isinstance(
+            self.engine, asyncio_ext.AsyncEngine
+        )
+
+
+def _engine(db: Any, bind_key: str | None) -> Any:
+    engines = getattr(db, "engines", None)
+    if engines is not None:  # Flask-SQLAlchemy 3.x
+        try:
+            return engines[bind_key]
+        except KeyError:
+            where = "the default database" if bind_key is None else repr(bind_key)
+            raise RuntimeError(
+                f"no engine for {where}; check SQLALCHEMY_DATABASE_URI and "
+                "SQLALCHEMY_BINDS in the app config"
+            ) from None
+    if bind_key is None and getattr(db, "engine", None) is not None:
+        return db.engine
+    get_engine = getattr(db, "get_engine", None)
+    if get_engine is not None:  # Flask-SQLAlchemy 2.x
+        return get_engine(bind=bind_key)
+    raise RuntimeError(
+        f"cannot find a database engine on {type(db).__name__}; pass a "
+        "Flask-SQLAlchemy object, or an object with an 'engine' attribute"
+    )
+
+
+def _metadata(db: Any, bind_key: str | None) -> MetaData | None:
+    metadatas = getattr(db, "metadatas", None)
+    if metadatas is not None:  # Flask-SQLAlchemy 3.x keeps one per bind
+        return metadatas.get(bind_key)  # type: ignore[no-any-return]
+    metadata = getattr(db, "metadata", None)
+    if metadata is None or bind_key is None:
+        return metadata
+    # Older Flask-SQLAlchemy: one MetaData, tables marked with their bind.
+    from sqlalchemy import MetaData
+
+    subset = MetaData()
+    for table in metadata.tables.values():
+        if table.info.get("bind_key") == bind_key:
+            table.to_metadata(subset)
+    return subset
+
+
+def databases(multidb: bool = False) -> list[Database]:
+    """Return the default database, and with ``multidb`` every bind too."""
+    db = _require_db(current_state())
+    names = database_names() if multidb else [""]
+    return [
+        Database(name, _engine(db, name or None), _metadata(db, name or None))
+        for name in names
+    ]
+
+
+# --------------------------------------------------------------------------
+# running
+
+
+def _configure_args(env_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Merge ``Migrate(...)`` keyword arguments with those from env.py.
+
+    A copy is made: Flask-Migrate's env.py wrote its callback into the
+    shared dictionary, which leaked from one command into the next.
+    """
+    args = dict(current_state().configure_args)
+    args.update(env_kwargs)
+    return args
+
+
+def _skip_empty_autogenerate(
+    config: Config, database_count: int
+) -> Any:  # the callback's signature is Alembic's
+    """Return a ``process_revision_directives`` hook for autogenerate.
+
+    Without it, ``flask db migrate`` with no model changes would write an
+    empty revision file. With several databases Alembic calls the hook once
+    per database; the decision is made after the last one.
+    """
+
+    def hook(
+        context: MigrationContext,
+        revision: Any,
+        directives: list[MigrationScript],
+    ) -> None:
+        if not getattr(config.cmd_opts, "autogenerate", False) or not directives:
+            return
+        script = directives[0]
+        ops_list = script.upgrade_ops_list
+        if len(ops_list) < database_count:
+            return
+        if all(ops.is_empty() for ops in ops_list):
+            directives[:] = []
+            log.info("No changes in schema detected.")
+
+    return hook
+
+
+def _per_database(db: Database, args: dict[str, Any]) -> dict[str, Any]:
+    """Return the ``context.configure()`` arguments for one of several databases.
+
+    The upgrade/downgrade tokens name the ``upgrade_<name>()`` functions in
+    revision files. A ``target_metadata`` given by env.py wins; it may be a
+    dict from database name ("" for the default) to ``MetaData``.
+    """
+    merged = {
+        "target_metadata": db.metadata,
+        "upgrade_token": f"{db.name}_upgrades",
+        "downgrade_token": f"{db.name}_downgrades",
+        **args,
+    }
+    if isinstance(merged["target_metadata"], dict):
+        merged["target_metadata"] = merged["target_metadata"].get(db.name)
+    return merged
+
+
+def _sql_file_name(db: Database) -> str:
+    return "default.sql" if not db.name else f"bind-{db.name}.sql"
+
+
+def run_offline(
+    context: EnvironmentContext, *, multidb: bool = False, **configure_args: Any
+) -> None:
+    """Emit the migration SQL instead of running it (``--sql``).
+
+    With one database the SQL goes to stdout. With several, each database's
+    SQL goes to its own file in the current directory: ``default.sql`` for
+    the default database and ``bind-<key>.sql`` for each bind.
+    ``configure_args`` are passed to ``context.configure()``.
+    """
+    args = _configure_args(configure_args)
+    args.setdefault("literal_binds", True)
+    dbs = databases(multidb)
+    if not multidb:
+        db = dbs[0]
+        args.setdefault("target_metadata", db.metadata)
+        context.configure(url=db.engine.url, **args)
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+    for db in dbs:
+        file_name = _sql_file_name(db)
+        where = "the default database" if not db.name else f"bind {db.name!r}"
+        log.info("Writing SQL for %s to %s", where, file_name)
+        with open(file_name, "w", encoding="utf-8") as buffer:
+            context.configure(
+                url=db.engine.url, output_buffer=buffer, **_per_database(db, args)
+            )
+            with context.begin_transaction():
+                context.run_migrations(engine_name=db.name)
+
+
+def _run_on_connections(
+    context: EnvironmentContext,
+    dbs: Sequence[Database],
+    connections: Sequence[Connection],
+    multidb: bool,
+    env_kwargs: dict[str, Any],
+) -> None:
+    args = _configure_args(env_kwargs)
+    if args.get("process_revision_directives") is None:
+        args["process_revision_directives"] = _skip_empty_autogenerate(
+            context.config, len(dbs)
+        )
+    if not multidb:
+        args.setdefault("target_metadata", dbs[0].metadata)
+        context.configure(connection=connections[0], **args)
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+    # All databases move together: each runs in its own transaction, and
+    # they are committed only after every database succeeded.
+    transactions = [connection.begin() for connection in connections]
+    try:
+        for db, connection in zip(dbs, connections):
+            context.configure(connection=connection, **_per_database(db, args))
+            context.run_migrations(engine_name=db.name)
+    except BaseException:
+        for transaction in transactions:
+            transaction.rollback()
+        raise
+    for transaction in transactions:
+        transaction.commit()
+
+
+def run_online(
+    context: EnvironmentContext, *, multidb: bool = False, **configure_args: Any
+) -> None:
+    """Run the migrations on the app's database(s).
+
+    ``configure_args`` are passed to ``context.configure()`` and win over
+    the keyword arguments given to ``Migrate``. Async engines are detected
+    and run on a fresh event loop.
+    """
+    dbs = databases(multidb)
+    if any(db.is_async for db in dbs):
+        import asyncio
+
+        asyncio.run(run_online_async(context, multidb=multidb, **configure_args))
+        return
+    with ExitStack() as stack:
+        connections = [stack.enter_context(db.engine.connect()) for db in dbs]
+        _run_on_connections(context, dbs, connections, multidb, configure_args)
+
+
+async def run_online_async(
+    context: EnvironmentContext, *, multidb: bool = False, **configure_args: Any
+) -> None:
+    """Run the migrations on async engines (``create_async_engine``).
+
+    Alembic itself is synchronous: the migrations run inside
+    ``AsyncConnection.run_sync()``, which lets the synchronous code drive the
+    async driver.
+    """
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
+    dbs = databases(multidb)
+    async with AsyncExitStack() as stack:
+        opened: list[Any] = []
+        for db in dbs:
+            if db.is_async:
+                opened.append(await stack.enter_async_context(db.engine.connect()))
+            else:
+                opened.append(stack.enter_context(db.engine.connect()))
+        sync_connections = [
+            c.sync_connection if isinstance(c, AsyncConnection) else c
+            for c in opened
+        ]
+        runner = next(c for c in opened if isinstance(c, AsyncConnection))
+        await runner.run_sync(
+            lambda _: _run_on_connections(
+                context, dbs, sync_connections, multidb, configure_args
+            )
+        )
+

@@ -1,0 +1,110 @@
+"""Exception types and the boundary that turns failures into exit status 1.
+
+The command functions are called from two kinds of places: the ``flask db``
+command line, and Python code such as deploy scripts. Both want the same
+thing when a migration command fails because of something the user can fix:
+one readable line on stderr, exit status 1 when nothing handles it, and no
+traceback. :func:`catch_errors` is that boundary; everything below it raises
+ordinary exceptions.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import sys
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
+__all__ = ["CommandFailed", "MigrateNotSetUp", "catch_errors", "log"]
+
+log = logging.getLogger("flask_migrate_alt")
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class MigrateNotSetUp(RuntimeError):
+    """The current Flask app has no :class:`~flask_migrate_alt.Migrate`."""
+
+
+class CommandFailed(SystemExit):
+    """A migration command failed; the message has been written to stderr.
+
+    It is a :class:`SystemExit` so that an unhandled failure in a deploy
+    script ends the process with status 1 and no traceback, just as the
+    ``flask db`` command does. Python callers can still catch it; the original
+    exception is kept as ``__cause__`` and the one-line text as
+    :attr:`message`.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(1)
+        #: The one-line description of what went wrong.
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def _handled() -> tuple[type[BaseException], ...]:
+    # Imported here because importing the package must not import Alembic.
+    from alembic.util import CommandError
+    from sqlalchemy.exc import DBAPIError
+
+    return (CommandError, RuntimeError, DBAPIError)
+
+
+def describe(exc: BaseException) -> str:
+    """Return the one-line text used for ``exc`` in an ``Error:`` line.
+
+    Database driver errors carry the SQL statement, its parameters and a
+    link to SQLAlchemy's documentation; only the driver's first line is
+    useful to someone running a migration, and it never contains the
+    connection password.
+    """
+    from sqlalchemy.exc import DBAPIError
+
+    if isinstance(exc, DBAPIError):
+        detail = str(exc.orig).strip() or type(exc.orig).__name__
+        text = f"database error: {detail}"
+    else:
+        text = str(exc).strip() or type(exc).__name__
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return " ".join(lines)
+
+
+def _show_traceback() -> bool:
+    value = os.environ.get("FLASK_DEBUG", "")
+    return value.lower() not in ("", "0", "false", "no")
+
+
+def catch_errors(f: Callable[P, R]) -> Callable[P, R]:
+    """Decorate a command function so that user errors end it cleanly.
+
+    Alembic's :class:`~alembic.util.CommandError`, :class:`RuntimeError` and
+    database errors raised by ``f`` are written as one ``Error: ...`` line to
+    stderr and re-raised as :class:`CommandFailed` (exit status 1), with the
+    original exception as ``__cause__``. With ``FLASK_DEBUG`` set, the
+    traceback is written too. Anything else propagates unchanged, and the
+    return value of ``f`` is returned.
+    """
+
+    @functools.wraps(f)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return f(*args, **kwargs)
+        except Exception as exc:
+            if not isinstance(exc, _handled()):
+                raise
+            message = describe(exc)
+            if _show_traceback():
+                import traceback
+
+                traceback.print_exception(type(exc), exc, exc.__traceback__)
+            sys.stderr.write(f"Error: {message}\n")
+            sys.stderr.flush()
+            raise CommandFailed(message) from exc
+
+    return wrapper
