@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from alembic.config import Config as AlembicConfig
 
@@ -65,7 +66,21 @@ class Config(AlembicConfig):
         self, *args: Any, template_directory: str | None = None, **kwargs: Any
     ) -> None:
         self.template_directory = template_directory
+        stdout: TextIO | None = kwargs.pop("stdout", None)
         super().__init__(*args, **kwargs)
+        # Replaces the default Alembic's __init__ just assigned, see below.
+        self._stdout = stdout
+
+    # Alembic's default for ``stdout`` is the sys.stdout of the moment Alembic
+    # was imported. Commands run under a test runner, or with stdout
+    # redirected later, must print to the sys.stdout of the moment they run.
+    @property
+    def stdout(self) -> TextIO:
+        return self._stdout if self._stdout is not None else sys.stdout
+
+    @stdout.setter
+    def stdout(self, value: TextIO | None) -> None:
+        self._stdout = value
 
     def get_template_directory(self) -> str:
         if self.template_directory:

@@ -383,7 +383,16 @@ async def run_online_async(
     from sqlalchemy.ext.asyncio import AsyncConnection
 
     dbs = databases(multidb)
+    async_engines = [db.engine for db in dbs if db.is_async]
+    # Pooled async connections belong to the event loop that opened them,
+    # and every command runs on a new loop. Start from an empty pool without
+    # closing connections of another loop (that would fail), and close ours
+    # before this loop ends.
+    for engine in async_engines:
+        await engine.dispose(close=False)
     async with AsyncExitStack() as stack:
+        for engine in async_engines:
+            stack.push_async_callback(engine.dispose)
         opened: list[Any] = []
         for db in dbs:
             if db.is_async:

@@ -1,0 +1,241 @@
+"""Shared fixtures: apps, and throwaway databases on every server we support.
+
+Server URLs come from the environment:
+
+* ``TEST_POSTGRESQL_URL``, e.g. ``postgresql+psycopg://postgres@127.0.0.1:5432/test``
+* ``TEST_MYSQL_URL``, e.g. ``mysql+pymysql://root@127.0.0.1:3306/test``
+
+Without a URL the tests for that server are skipped with a reason saying so.
+With ``CI`` set, a missing or unreachable server fails the tests instead:
+CI must never pass by skipping.
+
+Each test gets databases of its own (``fma_<random>``), dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from sqlalchemy.engine import URL, make_url
+
+REPO = Path(__file__).resolve().parent.parent
+
+SERVER_ENV = {"postgresql": "TEST_POSTGRESQL_URL", "mysql": "TEST_MYSQL_URL"}
+BACKENDS = ["sqlite", "postgresql", "mysql"]
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").lower() not in ("", "0", "false")
+
+
+def _unavailable(reason: str) -> None:
+    if _in_ci():
+        pytest.fail(f"{reason} (CI must run every database test)")
+    pytest.skip(reason)
+
+
+@dataclass
+class Server:
+    """A database server on which tests create and drop their own databases."""
+
+    backend: str
+    url: URL | None = None  # admin URL; None for SQLite
+    tmp_path: Path | None = None
+    created: list[str] = field(default_factory=list)
+
+    def new_database(self, async_driver: bool = False) -> str:
+        """Create an empty database and return its URL as a string."""
+        name = f"fma_{uuid.uuid4().hex[:12]}"
+        if self.backend == "sqlite":
+            assert self.tmp_path is not None
+            path = self.tmp_path / f"{name}.db"
+            driver = "sqlite+aiosqlite" if async_driver else "sqlite"
+            return f"{driver}:///{path}"
+        assert self.url is not None
+        engine = sa.create_engine(self.url, isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            conn.execute(sa.text(f"CREATE DATABASE {name}"))
+        engine.dispose()
+        self.created.append(name)
+        url = self.url.set(database=name)
+        if async_driver:
+            url = url.set(
+                drivername={
+                    "postgresql": "postgresql+asyncpg",
+                    "mysql": "mysql+aiomysql",
+                }[self.backend]
+            )
+        return url.render_as_string(hide_password=False)
+
+    def drop_all(self) -> None:
+        if not self.created:
+            return
+        assert self.url is not None
+        engine = sa.create_engine(self.url, isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            for name in self.created:
+                if self.backend == "postgresql":
+                    conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                else:
+                    conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
+        engine.dispose()
+        self.created.clear()
+
+
+def _server_url(backend: str) -> URL:
+    variable = SERVER_ENV[backend]
+    raw = os.environ.get(variable)
+    if not raw:
+        _unavailable(f"{variable} is not set: skipping {backend} tests")
+    assert raw is not None
+    url = make_url(raw)
+    try:
+        engine = sa.create_engine(url)
+        with engine.connect():
+            pass
+        engine.dispose()
+    except sa.exc.SQLAlchemyError as exc:
+        first = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+        _unavailable(f"{backend} server at {variable} does not answer: {first}")
+    return url
+
+
+@pytest.fixture(params=BACKENDS)
+def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
+    """Each supported database: SQLite files, PostgreSQL and MariaDB/MySQL."""
+    backend: str = request.param
+    if backend == "sqlite":
+        yield Server("sqlite", tmp_path=tmp_path)
+        return
+    srv = Server(backend, url=_server_url(backend))
+    try:
+        yield srv
+    finally:
+        srv.drop_all()
+
+
+@pytest.fixture
+def sqlite_server(tmp_path: Path) -> Server:
+    return Server("sqlite", tmp_path=tmp_path)
+
+
+@pytest.fixture
+def postgresql_server() -> Iterator[Server]:
+    srv = Server("postgresql", url=_server_url("postgresql"))
+    try:
+        yield srv
+    finally:
+        srv.drop_all()
+
+
+@pytest.fixture(autouse=True)
+def _chdir_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Commands resolve 'migrations' and write --sql files relative to the
+    # working directory; every test gets its own.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("FLASK_DB_DIRECTORY", raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _forget_revision_modules() -> Iterator[None]:
+    # Alembic imports env.py and revision files as modules; make sure one
+    # test's files are never seen by the next.
+    before = set(sys.modules)
+    yield
+    for name in set(sys.modules) - before:
+        if name.startswith("_alembic") or name.endswith("_py"):
+            sys.modules.pop(name, None)
+
+
+AppFactory = Callable[..., Flask]
+
+
+@pytest.fixture
+def make_app(tmp_path: Path) -> Iterator[AppFactory]:
+    """Build a Flask app with Flask-SQLAlchemy and Migrate.
+
+    ``make_app(url, binds={...}, models=callable, **migrate_kwargs)``:
+    ``models(db)`` declares the models (default: one ``user`` table, plus a
+    ``session`` table on each bind).
+    """
+    from flask_sqlalchemy import SQLAlchemy
+
+    from flask_migrate_alt import Migrate
+
+    engines: list[Any] = []
+
+    def factory(
+        url: str,
+        binds: dict[str, str] | None = None,
+        models: Callable[[Any], None] | None = None,
+        **migrate_kwargs: Any,
+    ) -> Flask:
+        app = Flask("testapp", root_path=str(tmp_path))
+        app.config["SQLALCHEMY_DATABASE_URI"] = url
+        if binds:
+            app.config["SQLALCHEMY_BINDS"] = binds
+        db = SQLAlchemy(app)
+        (models or default_models)(db, list(binds or ()))
+        Migrate(app, db, **migrate_kwargs)
+        app.extensions["test_db"] = db
+        engines.append((app, db))
+        return app
+
+    yield factory
+    for app, db in engines:
+        with app.app_context():
+            for engine in db.engines.values():
+                engine.dispose()
+
+
+def default_models(db: Any, bind_keys: list[str], name_length: int = 128) -> None:
+    """One ``user`` table on the default database and a ``session_<key>`` per bind."""
+
+    class User(db.Model):  # type: ignore[name-defined]
+        __tablename__ = "user"
+        id = db.Column(db.Integer, primary_key=True)
+        name = db.Column(db.String(name_length))
+
+    for key in bind_keys:
+        type(
+            f"Session_{key}",
+            (db.Model,),
+            {
+                "__tablename__": f"session_{key}",
+                "__bind_key__": key,
+                "id": db.Column(db.Integer, primary_key=True),
+                "token": db.Column(db.String(64)),
+            },
+        )
+
+
+def table_names(url: str) -> set[str]:
+    """Return the table names in the database at ``url``."""
+    engine = sa.create_engine(url)
+    try:
+        return set(sa.inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def version_rows(url: str, table: str = "alembic_version") -> list[str]:
+    """Return the revision ids in the version table (empty if it is missing)."""
+    engine = sa.create_engine(url)
+    try:
+        if table not in sa.inspect(engine).get_table_names():
+            return []
+        with engine.connect() as conn:
+            return sorted(
+                row[0] for row in conn.execute(sa.text(f"SELECT version_num FROM {table}"))
+            )
+    finally:
+        engine.dispose()
