@@ -66,25 +66,7 @@ def _shared_options() -> list[click.Parameter]:
     ]
 
 
-class _DbGroup(AppGroup):
-    """An ``AppGroup`` whose subcommands accept the group's options too."""
-
-    def command(self, *args: Any, **kwargs: Any) -> Any:
-        make = super().command(*args, **kwargs)
-
-        def decorator(f: Callable[..., Any]) -> click.Command:
-            cmd: click.Command = make(f)
-            shared = _shared_options()
-            # The group reads FLASK_DB_DIRECTORY; a subcommand's -d only
-            # overrides it when typed.
-            shared[0].envvar = None
-            cmd.params.extend(shared)
-            return cmd
-
-        return decorator
-
-
-@click.group(cls=_DbGroup, params=_shared_options())
+@click.group(cls=AppGroup, params=_shared_options())
 @click.pass_context
 def db(ctx: click.Context) -> None:
     """Perform database migrations."""
@@ -151,9 +133,7 @@ def list_templates() -> None:
 
 
 @db.command()
-@click.option(
-    "--multidb", is_flag=True, help="Multiple databases (SQLALCHEMY_BINDS)."
-)
+@click.option("--multidb", is_flag=True, help="Multiple databases (SQLALCHEMY_BINDS).")
 @click.option(
     "-t",
     "--template",
@@ -292,9 +272,7 @@ def current(verbose: bool) -> None:
 @db.command()
 @_sql
 @_tag
-@click.option(
-    "--purge", is_flag=True, help="Empty the version table before stamping."
-)
+@click.option("--purge", is_flag=True, help="Empty the version table before stamping.")
 @click.argument("revision", default="head")
 def stamp(sql: bool, tag: str | None, purge: bool, revision: str) -> None:
     """Set the version table to a revision without running migrations."""
@@ -307,3 +285,15 @@ def stamp(sql: bool, tag: str | None, purge: bool, revision: str) -> None:
 def check() -> None:
     """Exit 1 if the models and the database differ (a migration is needed)."""
     commands.check(_directory(), x_arg=_x_arg())
+
+
+def _attach_shared_options() -> None:
+    for command in db.commands.values():
+        shared = _shared_options()
+        # The group reads FLASK_DB_DIRECTORY; a subcommand's -d only
+        # overrides it when typed.
+        shared[0].envvar = None
+        command.params.extend(shared)
+
+
+_attach_shared_options()

@@ -257,9 +257,7 @@ def downgrade(
     """
     if sql and revision == "-1":
         revision = "head:-1"
-    _alembic().downgrade(
-        _config(directory, x_arg=x_arg), revision, sql=sql, tag=tag
-    )
+    _alembic().downgrade(_config(directory, x_arg=x_arg), revision, sql=sql, tag=tag)
 
 
 @catch_errors

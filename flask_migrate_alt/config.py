@@ -26,8 +26,7 @@ def template_root() -> Path:
         if candidate.is_dir():
             return candidate
     raise RuntimeError(
-        f"the repository templates are missing from {here}; "
-        "reinstall flask_migrate_alt"
+        f"the repository templates are missing from {here}; reinstall flask_migrate_alt"
     )
 
 

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from contextlib import AsyncExitStack, ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from flask import current_app
 
@@ -60,7 +60,7 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     def __init__(self) -> None:
         super().__init__(sys.stderr)
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> Any:
         return sys.stderr
 
@@ -340,7 +340,7 @@ def _run_on_connections(
     # they are committed only after every database succeeded.
     transactions = [connection.begin() for connection in connections]
     try:
-        for db, connection in zip(dbs, connections):
+        for db, connection in zip(dbs, connections, strict=True):
             context.configure(connection=connection, **_per_database(db, args))
             context.run_migrations(engine_name=db.name)
     except BaseException:
@@ -399,8 +399,11 @@ async def run_online_async(
                 opened.append(await stack.enter_async_context(db.engine.connect()))
             else:
                 opened.append(stack.enter_context(db.engine.connect()))
+        # An opened AsyncConnection always has its sync_connection set.
         sync_connections = [
-            c.sync_connection if isinstance(c, AsyncConnection) else c
+            cast("Connection", c.sync_connection)
+            if isinstance(c, AsyncConnection)
+            else c
             for c in opened
         ]
         runner = next(c for c in opened if isinstance(c, AsyncConnection))
@@ -409,4 +412,3 @@ async def run_online_async(
                 context, dbs, sync_connections, multidb, configure_args
             )
         )
-

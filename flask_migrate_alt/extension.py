@@ -7,7 +7,7 @@ request worker start, so this module imports neither Alembic nor SQLAlchemy.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -151,8 +151,8 @@ class Migrate:
     def get_config(
         self,
         directory: str | os.PathLike[str] | None = None,
-        x_arg: str | list[str] | tuple[str, ...] | None = None,
-        opts: list[str] | tuple[str, ...] | None = None,
+        x_arg: str | Sequence[str] | None = None,
+        opts: Sequence[str] | None = None,
     ) -> Config:
         """Return the Alembic ``Config`` for the repository in ``directory``.
 

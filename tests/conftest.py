@@ -84,7 +84,9 @@ class Server:
         with engine.connect() as conn:
             for name in self.created:
                 if self.backend == "postgresql":
-                    conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    conn.execute(
+                        sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+                    )
                 else:
                     conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
         engine.dispose()
@@ -235,7 +237,33 @@ def version_rows(url: str, table: str = "alembic_version") -> list[str]:
             return []
         with engine.connect() as conn:
             return sorted(
-                row[0] for row in conn.execute(sa.text(f"SELECT version_num FROM {table}"))
+                row[0]
+                for row in conn.execute(sa.text(f"SELECT version_num FROM {table}"))
             )
     finally:
         engine.dispose()
+
+
+# In CI a skipped test is a test that did not run: fail the session instead.
+_skipped_in_ci: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped and not hasattr(report, "wasxfail") and _in_ci():
+        _skipped_in_ci.append(report.nodeid)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _skipped_in_ci:
+        terminalreporter.write_line(
+            f"CI is set and {len(_skipped_in_ci)} test(s) were skipped; "
+            "failing the run:",
+            red=True,
+        )
+        for nodeid in _skipped_in_ci:
+            terminalreporter.write_line(f"  {nodeid}")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _skipped_in_ci and session.exitstatus == 0:
+        session.exitstatus = 1

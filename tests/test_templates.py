@@ -29,9 +29,9 @@ SYNC_DRIVERS = {
 def sync_url(url: str) -> str:
     """The same database through a synchronous driver, for inspection."""
     u = sa.make_url(url)
-    return u.set(drivername=SYNC_DRIVERS.get(u.drivername, u.drivername)).render_as_string(
-        hide_password=False
-    )
+    return u.set(
+        drivername=SYNC_DRIVERS.get(u.drivername, u.drivername)
+    ).render_as_string(hide_password=False)
 
 
 class AsyncDB:
@@ -56,7 +56,10 @@ class AsyncDB:
 
 
 def user_columns() -> list[Any]:
-    return [sa.Column("id", sa.Integer, primary_key=True), sa.Column("name", sa.String(64))]
+    return [
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("name", sa.String(64)),
+    ]
 
 
 @pytest.fixture
@@ -64,7 +67,9 @@ def template_app(tmp_path: Path, server: Server, request: pytest.FixtureRequest)
     """Return a function building (app, urls by bind key, metadatas) for a template."""
     cleanups: list[Any] = []
 
-    def build(template: str) -> tuple[Flask, dict[str | None, str], dict[str | None, sa.MetaData]]:
+    def build(
+        template: str,
+    ) -> tuple[Flask, dict[str | None, str], dict[str | None, sa.MetaData]]:
         is_async = template.startswith("aioflask")
         keys: list[str | None] = [None]
         if template.endswith("-multidb"):
@@ -144,7 +149,9 @@ def test_template_lifecycle(template: str, template_app: Any, tmp_path: Path) ->
 
     # A model change makes check fail with one line and exit 1.
     for key, metadata in metadatas.items():
-        metadata.tables[_table_for(key)].append_column(sa.Column("email", sa.String(120)))
+        metadata.tables[_table_for(key)].append_column(
+            sa.Column("email", sa.String(120))
+        )
     result = runner.invoke(args=["db", "check"])
     assert result.exit_code == 1
     assert "Error: New upgrade operations detected" in result.output
@@ -162,29 +169,27 @@ def test_template_offline_sql(template: str, template_app: Any, tmp_path: Path) 
     app, urls, _ = template_app(template)
     runner = app.test_cli_runner()
     assert runner.invoke(args=["db", "init", "-t", template]).exit_code == 0
-    result = runner.invoke(args=["db", "revision", "-m", "by hand", "--rev-id", "aaa111"])
+    result = runner.invoke(
+        args=["db", "revision", "-m", "by hand", "--rev-id", "aaa111"]
+    )
     assert result.exit_code == 0, result.output
     revision_file = next((tmp_path / "migrations" / "versions").glob("aaa111_*.py"))
     body = revision_file.read_text()
+    create = "op.create_table('{}', sa.Column('id', sa.Integer, primary_key=True))"
+    edits = {
+        "upgrade": create.format("offline_main"),
+        "downgrade": "op.drop_table('offline_main')",
+    }
     if template.endswith("-multidb"):
-        body = body.replace(
-            "def upgrade_users() -> None:\n    pass",
-            "def upgrade_users() -> None:\n    op.create_table('offline_users', sa.Column('id', sa.Integer, primary_key=True))",
-        ).replace(
-            "def upgrade_() -> None:\n    pass",
-            "def upgrade_() -> None:\n    op.create_table('offline_main', sa.Column('id', sa.Integer, primary_key=True))",
-        ).replace(
-            "def downgrade_users() -> None:\n    pass",
-            "def downgrade_users() -> None:\n    op.drop_table('offline_users')",
-        )
-    else:
-        body = body.replace(
-            "def upgrade() -> None:\n    pass",
-            "def upgrade() -> None:\n    op.create_table('offline_main', sa.Column('id', sa.Integer, primary_key=True))",
-        ).replace(
-            "def downgrade() -> None:\n    pass",
-            "def downgrade() -> None:\n    op.drop_table('offline_main')",
-        )
+        edits = {
+            "upgrade_": create.format("offline_main"),
+            "upgrade_users": create.format("offline_users"),
+            "downgrade_users": "op.drop_table('offline_users')",
+        }
+    for function, statement in edits.items():
+        stub = f"def {function}() -> None:\n    pass"
+        assert stub in body
+        body = body.replace(stub, f"def {function}() -> None:\n    {statement}")
     revision_file.write_text(body)
 
     result = runner.invoke(args=["db", "upgrade", "--sql"])
