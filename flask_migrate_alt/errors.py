@@ -53,7 +53,27 @@ def _handled() -> tuple[type[BaseException], ...]:
     from alembic.util import CommandError
     from sqlalchemy.exc import DBAPIError
 
-    return (CommandError, RuntimeError, DBAPIError)
+    # SyntaxError and ImportError come from loading a broken env.py or
+    # revision file: a mistake in the user's files, not in this package.
+    return (CommandError, RuntimeError, DBAPIError, SyntaxError, ImportError)
+
+
+def _user_frame(exc: BaseException) -> str | None:
+    """Return "file, line N" of the innermost frame outside the libraries.
+
+    Used to point at the revision file or env.py that failed to import.
+    """
+    import traceback
+
+    found = None
+    for frame in traceback.extract_tb(exc.__traceback__):
+        path = frame.filename
+        if "site-packages" in path or path.startswith("<"):
+            continue
+        if os.sep + "flask_migrate_alt" + os.sep in path:
+            continue
+        found = f"{path}, line {frame.lineno}"
+    return found
 
 
 def describe(exc: BaseException) -> str:
@@ -69,6 +89,11 @@ def describe(exc: BaseException) -> str:
     if isinstance(exc, DBAPIError):
         detail = str(exc.orig).strip() or type(exc.orig).__name__
         text = f"database error: {detail}"
+    elif isinstance(exc, SyntaxError):
+        text = f"syntax error in {exc.filename}, line {exc.lineno}: {exc.msg}"
+    elif isinstance(exc, ImportError):
+        where = _user_frame(exc)
+        text = f"{exc} (in {where})" if where else str(exc)
     else:
         text = str(exc).strip() or type(exc).__name__
     lines = [line.strip() for line in text.splitlines() if line.strip()]

@@ -1,0 +1,130 @@
+"""User mistakes end with one readable line, exit status 1, and nothing changed."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+
+import flask_migrate_alt as fma
+
+from .conftest import Server, version_rows
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    """Digest of every file below ``folder``, to prove nothing was touched."""
+    return {
+        str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and "__pycache__" not in path.parts
+    }
+
+
+@pytest.fixture
+def migrated(
+    make_app: Callable[..., Flask], sqlite_server: Server, tmp_path: Path
+) -> Any:
+    """An app whose database is at head of a one-revision history."""
+    url = sqlite_server.new_database()
+    app = make_app(url)
+    with app.app_context():
+        fma.init()
+        fma.migrate(message="users", rev_id="rev1")
+        fma.upgrade()
+    return app, url
+
+
+def _break_revision(tmp_path: Path, text: str) -> Path:
+    path = next((tmp_path / "migrations" / "versions").glob("rev1_*.py"))
+    path.write_text(path.read_text() + text)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("damage", "expected"),
+    [
+        ("\ndef broken(:\n", "syntax error in {path}, line"),
+        (
+            "\nimport module_that_does_not_exist\n",
+            "No module named 'module_that_does_not_exist' (in {path}, line",
+        ),
+    ],
+    ids=["syntax-error", "import-error"],
+)
+def test_broken_revision_file_names_file_and_line(
+    migrated: Any,
+    tmp_path: Path,
+    damage: str,
+    expected: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    app, url = migrated
+    path = _break_revision(tmp_path, damage)
+    before_files = snapshot(tmp_path / "migrations")
+    message = expected.format(path=path)
+
+    with app.app_context(), pytest.raises(fma.CommandFailed) as info:
+        fma.downgrade(revision="base")
+    assert info.value.code == 1
+    assert message in info.value.message
+    err = capsys.readouterr().err
+    assert err.count("Error: ") == 1 and message in err
+    assert "Traceback" not in err
+
+    result = app.test_cli_runner().invoke(args=["db", "downgrade", "base"])
+    assert result.exit_code == 1
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+    assert snapshot(tmp_path / "migrations") == before_files
+    assert version_rows(url) == ["rev1"]
+
+
+def test_unreachable_database_is_one_line_without_password(
+    make_app: Callable[..., Flask], tmp_path: Path
+) -> None:
+    # Nothing listens on port 1: the connection is refused at once.
+    url = "postgresql+psycopg://someone:Secr3tPassw0rd@127.0.0.1:1/nothing"
+    app = make_app(url)
+    with app.app_context():
+        fma.init()
+    before = snapshot(tmp_path / "migrations")
+    result = app.test_cli_runner().invoke(args=["db", "upgrade"])
+    assert result.exit_code == 1
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: database error:")
+    assert "Secr3tPassw0rd" not in result.output
+    assert isinstance(result.exception, fma.CommandFailed)
+    assert isinstance(result.exception.__cause__, sa.exc.OperationalError)
+    assert snapshot(tmp_path / "migrations") == before
+
+
+def test_traceback_shown_with_flask_debug(
+    migrated: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app, _ = migrated
+    monkeypatch.setenv("FLASK_DEBUG", "1")
+    result = app.test_cli_runner().invoke(args=["db", "upgrade", "nosuchrev"])
+    assert result.exit_code == 1
+    assert "Traceback" in result.output
+    assert result.output.rstrip().splitlines()[-1].startswith("Error: ")
+
+
+def test_catch_errors_returns_value_and_passes_other_exceptions() -> None:
+    @fma.catch_errors
+    def answer() -> int:
+        return 42
+
+    @fma.catch_errors
+    def bug() -> None:
+        raise KeyError("not a user error")
+
+    assert answer() == 42
+    assert answer.__name__ == "answer"
+    with pytest.raises(KeyError):
+        bug()
