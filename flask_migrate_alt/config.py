@@ -31,8 +31,12 @@ def template_root() -> Path:
 
 
 def is_template(path: Path) -> bool:
-    """Tell whether ``path`` looks like an Alembic repository template."""
-    return path.is_dir() and (path / "env.py").is_file()
+    """Tell whether ``path`` looks like an Alembic repository template.
+
+    ``init`` needs ``env.py`` and ``script.py.mako``; ``alembic.ini.mako``
+    and ``README`` are optional.
+    """
+    return (path / "env.py").is_file() and (path / "script.py.mako").is_file()
 
 
 def available_templates(root: Path | None = None) -> dict[str, str]:

@@ -351,6 +351,17 @@ def _run_on_connections(
         transaction.commit()
 
 
+def _run_sync(
+    context: EnvironmentContext,
+    dbs: Sequence[Database],
+    multidb: bool,
+    env_kwargs: dict[str, Any],
+) -> None:
+    with ExitStack() as stack:
+        connections = [stack.enter_context(db.engine.connect()) for db in dbs]
+        _run_on_connections(context, dbs, connections, multidb, env_kwargs)
+
+
 def run_online(
     context: EnvironmentContext, *, multidb: bool = False, **configure_args: Any
 ) -> None:
@@ -365,10 +376,8 @@ def run_online(
         import asyncio
 
         asyncio.run(run_online_async(context, multidb=multidb, **configure_args))
-        return
-    with ExitStack() as stack:
-        connections = [stack.enter_context(db.engine.connect()) for db in dbs]
-        _run_on_connections(context, dbs, connections, multidb, configure_args)
+    else:
+        _run_sync(context, dbs, multidb, configure_args)
 
 
 async def run_online_async(
@@ -384,6 +393,10 @@ async def run_online_async(
 
     dbs = databases(multidb)
     async_engines = [db.engine for db in dbs if db.is_async]
+    if not async_engines:
+        # An aioflask env.py on an app with ordinary engines still works.
+        _run_sync(context, dbs, multidb, configure_args)
+        return
     # Pooled async connections belong to the event loop that opened them,
     # and every command runs on a new loop. Start from an empty pool without
     # closing connections of another loop (that would fail), and close ours

@@ -80,9 +80,9 @@ def describe(exc: BaseException) -> str:
     """Return the one-line text used for ``exc`` in an ``Error:`` line.
 
     Database driver errors carry the SQL statement, its parameters and a
-    link to SQLAlchemy's documentation; only the driver's first line is
+    link to SQLAlchemy's documentation; only the driver's own message is
     useful to someone running a migration, and it never contains the
-    connection password.
+    connection password. Multi-line messages are joined into one line.
     """
     from sqlalchemy.exc import DBAPIError
 
@@ -108,10 +108,11 @@ def _show_traceback() -> bool:
 def catch_errors(f: Callable[P, R]) -> Callable[P, R]:
     """Decorate a command function so that user errors end it cleanly.
 
-    Alembic's :class:`~alembic.util.CommandError`, :class:`RuntimeError` and
-    database errors raised by ``f`` are written as one ``Error: ...`` line to
-    stderr and re-raised as :class:`CommandFailed` (exit status 1), with the
-    original exception as ``__cause__``. With ``FLASK_DEBUG`` set, the
+    Alembic's :class:`~alembic.util.CommandError`, :class:`RuntimeError`,
+    database errors, and the :class:`SyntaxError` or :class:`ImportError` of
+    a broken env.py or revision file, raised by ``f``, are written as one
+    ``Error: ...`` line to stderr and re-raised as :class:`CommandFailed`
+    (exit status 1), with the original exception as ``__cause__``. With ``FLASK_DEBUG`` set, the
     traceback is written too. Anything else propagates unchanged, and the
     return value of ``f`` is returned.
     """
