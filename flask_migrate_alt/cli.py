@@ -173,7 +173,7 @@ def migrate(**options: Any) -> None:
 @click.argument("revision", default="head")
 def edit(revision: str) -> None:
     """Edit a revision file in $EDITOR."""
-    commands.edit(_directory(), revision)
+    commands.edit(_directory(), revision, x_arg=_x_arg())
 
 
 @db.command()
@@ -194,6 +194,7 @@ def merge(
         message=message,
         branch_label=branch_label,
         rev_id=rev_id,
+        x_arg=_x_arg(),
     )
 
 
@@ -219,7 +220,7 @@ def downgrade(sql: bool, tag: str | None, revision: str) -> None:
 @click.argument("revision", default="head")
 def show(revision: str) -> None:
     """Show the revision denoted by the given symbol."""
-    commands.show(_directory(), revision)
+    commands.show(_directory(), revision, x_arg=_x_arg())
 
 
 @db.command()
@@ -251,7 +252,10 @@ def history(rev_range: str | None, verbose: bool, indicate_current: bool) -> Non
 def heads(verbose: bool, resolve_dependencies: bool) -> None:
     """Show the current heads of the revision history."""
     commands.heads(
-        _directory(), verbose=verbose, resolve_dependencies=resolve_dependencies
+        _directory(),
+        verbose=verbose,
+        resolve_dependencies=resolve_dependencies,
+        x_arg=_x_arg(),
     )
 
 
@@ -259,7 +263,7 @@ def heads(verbose: bool, resolve_dependencies: bool) -> None:
 @_verbose
 def branches(verbose: bool) -> None:
     """Show the branch points of the revision history."""
-    commands.branches(_directory(), verbose=verbose)
+    commands.branches(_directory(), verbose=verbose, x_arg=_x_arg())
 
 
 @db.command()

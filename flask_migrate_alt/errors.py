@@ -112,9 +112,9 @@ def catch_errors(f: Callable[P, R]) -> Callable[P, R]:
     database errors, and the :class:`SyntaxError` or :class:`ImportError` of
     a broken env.py or revision file, raised by ``f``, are written as one
     ``Error: ...`` line to stderr and re-raised as :class:`CommandFailed`
-    (exit status 1), with the original exception as ``__cause__``. With ``FLASK_DEBUG`` set, the
-    traceback is written too. Anything else propagates unchanged, and the
-    return value of ``f`` is returned.
+    (exit status 1), with the original exception as ``__cause__``. With
+    ``FLASK_DEBUG`` set, the traceback is written too. Anything else
+    propagates unchanged, and the return value of ``f`` is returned.
     """
 
     @functools.wraps(f)

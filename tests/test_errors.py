@@ -128,3 +128,30 @@ def test_catch_errors_returns_value_and_passes_other_exceptions() -> None:
     assert answer.__name__ == "answer"
     with pytest.raises(KeyError):
         bug()
+
+
+def test_merge_without_revisions_needs_two_heads(migrated: Any, tmp_path: Path) -> None:
+    app, _ = migrated
+    before = snapshot(tmp_path / "migrations")
+    result = app.test_cli_runner().invoke(args=["db", "merge", "-m", "nothing"])
+    assert result.exit_code == 1
+    assert "Error: nothing to merge: the revision history has a single head, rev1" in (
+        result.output
+    )
+    assert snapshot(tmp_path / "migrations") == before
+
+
+def test_env_py_changes_to_configure_args_do_not_leak(migrated: Any) -> None:
+    """An env.py that writes into configure_args affects only its own command."""
+    app, _ = migrated
+    state = app.extensions["migrate"]
+    before = dict(state.configure_args)
+    env = Path("migrations/env.py")
+    env.write_text(
+        "from flask import current_app\n"
+        "current_app.extensions['migrate'].configure_args['leaked'] = True\n"
+        + env.read_text()
+    )
+    with app.app_context():
+        fma.current()
+    assert state.configure_args == before

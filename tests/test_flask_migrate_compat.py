@@ -1,0 +1,373 @@
+"""A migrations/ folder made by Flask-Migrate keeps working unchanged.
+
+The repositories in ``tests/fixtures`` have the layout Flask-Migrate 2.x-4.x
+generates, and their env.py and script.py.mako read the app exactly where
+Flask-Migrate's do (``current_app.extensions["migrate"]`` and its ``db``,
+``configure_args``, ``SQLALCHEMY_BINDS``). A project that changes its import
+from ``flask_migrate`` to ``flask_migrate_alt`` keeps such a folder as it is;
+these tests run upgrade, check, migrate and downgrade on copies of them, on
+every database, through the Python functions and through ``flask db``.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+
+import flask_migrate_alt
+from flask_migrate_alt import CommandFailed
+
+from .conftest import AppFactory, Server, table_names, version_rows
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+# The fixture env.py files, like Flask-Migrate's, try db.get_engine() before
+# db.engine / db.engines; Flask-SQLAlchemy 3.1 deprecates get_engine() with a
+# warning, which existing repositories trigger on every command. Only that
+# warning is ignored: it comes from the user's env.py, not from the package.
+ignore_get_engine_warning = pytest.mark.filterwarnings(
+    "ignore:'get_engine' is deprecated:DeprecationWarning"
+)
+
+SINGLE_HEAD = "a84c7e6b2f13"
+MULTIDB_HEAD = "c61f3e8a7d42"
+
+Run = Callable[..., str]
+
+
+# --------------------------------------------------------------------------
+# fixtures
+
+
+def _is_pytest_handler(handler: logging.Handler) -> bool:
+    return type(handler).__module__.startswith("_pytest")
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    # The fixture env.py files call logging.config.fileConfig(), as
+    # Flask-Migrate's do: it replaces the root logger's handlers (with one
+    # bound to the sys.stderr of that moment, a CliRunner stream that is
+    # closed afterwards), sets levels and disables every other logger.
+    # Put everything back so that later tests see the logging they expect.
+    # pytest attaches its own capture handlers per test phase; those are
+    # left as pytest set them for the current phase.
+    manager = logging.Logger.manager
+    root = logging.getLogger()
+    saved = {
+        name: (logger.level, logger.disabled, logger.propagate, list(logger.handlers))
+        for name, logger in manager.loggerDict.items()
+        if isinstance(logger, logging.Logger)
+    }
+    root_saved = (root.level, list(root.handlers))
+    yield
+
+    def restore(logger: logging.Logger, handlers: list[logging.Handler]) -> None:
+        current = list(logger.handlers)
+        keep = [h for h in handlers if not _is_pytest_handler(h)]
+        keep += [h for h in current if _is_pytest_handler(h)]
+        for handler in current:
+            if handler not in keep:
+                handler.close()
+        logger.handlers[:] = keep
+
+    root.setLevel(root_saved[0])
+    restore(root, root_saved[1])
+    for name, logger in list(manager.loggerDict.items()):
+        if not isinstance(logger, logging.Logger):
+            continue
+        if name in saved:
+            level, disabled, propagate, handlers = saved[name]
+        else:
+            level, disabled, propagate = logging.NOTSET, False, True
+            handlers = [
+                h for h in logger.handlers if isinstance(h, logging.NullHandler)
+            ]
+        logger.setLevel(level)
+        logger.disabled = disabled
+        logger.propagate = propagate
+        restore(logger, handlers)
+
+
+@pytest.fixture(params=["function", "cli"])
+def run(request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]) -> Run:
+    """Return ``run(app, command, cli_args, expect_exit=0, **kwargs) -> output``.
+
+    With the "function" parameter it calls ``flask_migrate_alt.<command>(**kwargs)``
+    in an app context, as a deploy script would; with "cli" it invokes
+    ``flask db <command> <cli_args>``. The output is stdout and stderr.
+    """
+    via: str = request.param
+
+    def run_command(
+        app: Flask,
+        command: str,
+        cli_args: list[str] | None = None,
+        expect_exit: int = 0,
+        **kwargs: Any,
+    ) -> str:
+        if via == "cli":
+            result = app.test_cli_runner().invoke(
+                args=["db", command, *(cli_args or [])]
+            )
+            assert result.exit_code == expect_exit, result.output
+            assert "Traceback" not in result.output
+            return result.output
+        function = getattr(flask_migrate_alt, command)
+        capsys.readouterr()
+        with app.app_context():
+            if expect_exit:
+                with pytest.raises(CommandFailed) as info:
+                    function(**kwargs)
+                assert info.value.code == expect_exit
+            else:
+                function(**kwargs)
+        captured = capsys.readouterr()
+        return captured.out + captured.err
+
+    return run_command
+
+
+def copy_fixture(name: str, tmp_path: Path) -> Path:
+    """Copy a fixture repository to ``tmp_path/migrations``, the default directory."""
+    target = tmp_path / "migrations"
+    shutil.copytree(
+        FIXTURES / name, target, ignore=shutil.ignore_patterns("__pycache__")
+    )
+    return target
+
+
+def files_of(directory: Path) -> dict[str, bytes]:
+    """Return the contents of every file under ``directory`` but bytecode caches."""
+    return {
+        path.relative_to(directory).as_posix(): path.read_bytes()
+        for path in sorted(directory.rglob("*"))
+        if path.is_file() and "__pycache__" not in path.parts
+    }
+
+
+def assert_only_added(before: dict[str, bytes], after: dict[str, bytes]) -> list[str]:
+    """Assert no file of ``before`` changed or went away; return the new ones."""
+    for name, content in before.items():
+        assert name in after, f"{name} was removed"
+        assert after[name] == content, f"{name} was modified"
+    return sorted(set(after) - set(before))
+
+
+def columns(url: str, table: str) -> set[str]:
+    engine = sa.create_engine(url)
+    try:
+        return {column["name"] for column in sa.inspect(engine).get_columns(table)}
+    finally:
+        engine.dispose()
+
+
+def function_body(source: str, name: str) -> str:
+    """Return the text of ``def <name>():`` up to the next top-level def."""
+    start = source.index(f"\ndef {name}(")
+    end = source.find("\ndef ", start + 1)
+    return source[start : end if end != -1 else len(source)]
+
+
+def add_column(app: Flask, table: str, column: sa.Column[Any]) -> None:
+    """Change a model: add ``column`` to ``table``, as editing the class would."""
+    db = app.extensions["test_db"]
+    for metadata in db.metadatas.values():
+        if table in metadata.tables:
+            metadata.tables[table].append_column(column)
+            return
+    raise AssertionError(f"no table {table!r} in the models")
+
+
+# --------------------------------------------------------------------------
+# single database
+
+
+def single_models(db: Any, bind_keys: list[str]) -> None:
+    """The models at the fixture's head revision."""
+
+    class User(db.Model):  # type: ignore[name-defined]
+        __tablename__ = "user"
+        id = db.Column(db.Integer, primary_key=True)
+        username = db.Column(db.String(64), nullable=False)
+        email = db.Column(db.String(120), index=True)
+
+
+@ignore_get_engine_warning
+def test_single_database(
+    server: Server, make_app: AppFactory, run: Run, tmp_path: Path
+) -> None:
+    migrations = copy_fixture("flask_migrate_single", tmp_path)
+    before = files_of(migrations)
+    url = server.new_database()
+    app = make_app(url, models=single_models)
+
+    output = run(app, "upgrade")
+    assert "Running upgrade  -> 5d3a1f2c9e01" in output
+    assert f"Running upgrade 5d3a1f2c9e01 -> {SINGLE_HEAD}" in output
+    assert table_names(url) == {"user", "alembic_version"}
+    assert columns(url, "user") == {"id", "username", "email"}
+    assert version_rows(url) == [SINGLE_HEAD]
+
+    output = run(app, "check")
+    assert "No new upgrade operations detected" in output
+
+    add_column(app, "user", sa.Column("bio", sa.String(200)))
+    output = run(app, "check", expect_exit=1)
+    assert "New upgrade operations detected" in output
+
+    output = run(app, "migrate", ["-m", "add bio"], message="add bio")
+    assert "Generating" in output
+    (new_file,) = assert_only_added(before, files_of(migrations))
+    assert new_file.startswith("versions/") and new_file.endswith("_add_bio.py")
+    source = (migrations / new_file).read_text()
+    # Written from the fixture's own script.py.mako, not the package's.
+    assert "# Where this revision sits in the history (read by Alembic)." in source
+    assert f"down_revision = '{SINGLE_HEAD}'" in source
+    assert "-> None" not in source
+    assert "batch_op.add_column(sa.Column('bio'" in function_body(source, "upgrade")
+    assert "batch_op.drop_column('bio')" in function_body(source, "downgrade")
+    new_rev = new_file.removeprefix("versions/").split("_")[0]
+
+    output = run(app, "upgrade")
+    assert f"Running upgrade {SINGLE_HEAD} -> {new_rev}" in output
+    assert "bio" in columns(url, "user")
+    assert version_rows(url) == [new_rev]
+    run(app, "check")
+
+    output = run(app, "downgrade", ["base"], revision="base")
+    assert "Running downgrade 5d3a1f2c9e01 -> " in output
+    assert table_names(url) == {"alembic_version"}
+    assert version_rows(url) == []
+
+    assert assert_only_added(before, files_of(migrations)) == [new_file]
+
+
+@ignore_get_engine_warning
+def test_single_database_offline(
+    server: Server, make_app: AppFactory, tmp_path: Path
+) -> None:
+    migrations = copy_fixture("flask_migrate_single", tmp_path)
+    before = files_of(migrations)
+    url = server.new_database()
+    app = make_app(url, models=single_models)
+
+    result = app.test_cli_runner().invoke(args=["db", "upgrade", "--sql"])
+    assert result.exit_code == 0, result.output
+    assert "CREATE TABLE" in result.stdout
+    assert f"'{SINGLE_HEAD}'" in result.stdout
+    assert table_names(url) == set()
+    assert assert_only_added(before, files_of(migrations)) == []
+
+
+# --------------------------------------------------------------------------
+# several databases (SQLALCHEMY_BINDS)
+
+
+def multidb_models(db: Any, bind_keys: list[str]) -> None:
+    """The models at the fixture's head revision: ``user`` and, on "logs", ``event``."""
+
+    class User(db.Model):  # type: ignore[name-defined]
+        __tablename__ = "user"
+        id = db.Column(db.Integer, primary_key=True)
+        username = db.Column(db.String(64), nullable=False)
+        email = db.Column(db.String(120))
+
+    class Event(db.Model):  # type: ignore[name-defined]
+        __tablename__ = "event"
+        __bind_key__ = "logs"
+        id = db.Column(db.Integer, primary_key=True)
+        message = db.Column(db.String(200), nullable=False)
+        level = db.Column(db.String(16))
+
+
+@ignore_get_engine_warning
+def test_multiple_databases(
+    server: Server, make_app: AppFactory, run: Run, tmp_path: Path
+) -> None:
+    migrations = copy_fixture("flask_migrate_multidb", tmp_path)
+    before = files_of(migrations)
+    url = server.new_database()
+    logs_url = server.new_database()
+    app = make_app(url, binds={"logs": logs_url}, models=multidb_models)
+
+    output = run(app, "upgrade")
+    # Logged by the fixture's env.py, once per database.
+    assert "Migrating database <default>" in output
+    assert "Migrating database logs" in output
+    assert f"Running upgrade 0b7e4c2d9a15 -> {MULTIDB_HEAD}" in output
+    assert table_names(url) == {"user", "alembic_version"}
+    assert table_names(logs_url) == {"event", "alembic_version"}
+    assert columns(url, "user") == {"id", "username", "email"}
+    assert columns(logs_url, "event") == {"id", "message", "level"}
+    assert version_rows(url) == [MULTIDB_HEAD]
+    assert version_rows(logs_url) == [MULTIDB_HEAD]
+
+    output = run(app, "check")
+    assert "No new upgrade operations detected" in output
+
+    add_column(app, "user", sa.Column("bio", sa.String(200)))
+    add_column(app, "event", sa.Column("source", sa.String(32)))
+    output = run(app, "check", expect_exit=1)
+    assert "New upgrade operations detected" in output
+
+    run(app, "migrate", ["-m", "add bio and source"], message="add bio and source")
+    (new_file,) = assert_only_added(before, files_of(migrations))
+    assert new_file.endswith("_add_bio_and_source.py")
+    source = (migrations / new_file).read_text()
+    assert "# Where this revision sits in the history (read by Alembic)." in source
+    assert "def upgrade(engine_name):" in source
+    assert f"down_revision = '{MULTIDB_HEAD}'" in source
+    assert "'bio'" in function_body(source, "upgrade_")
+    assert "'source'" not in function_body(source, "upgrade_")
+    assert "'source'" in function_body(source, "upgrade_logs")
+    assert "'bio'" not in function_body(source, "upgrade_logs")
+    assert "drop_column('bio')" in function_body(source, "downgrade_")
+    assert "drop_column('source')" in function_body(source, "downgrade_logs")
+    new_rev = new_file.removeprefix("versions/").split("_")[0]
+
+    output = run(app, "upgrade")
+    assert f"Running upgrade {MULTIDB_HEAD} -> {new_rev}" in output
+    assert "bio" in columns(url, "user")
+    assert "source" in columns(logs_url, "event")
+    assert version_rows(url) == [new_rev]
+    assert version_rows(logs_url) == [new_rev]
+    run(app, "check")
+
+    run(app, "downgrade", ["base"], revision="base")
+    assert table_names(url) == {"alembic_version"}
+    assert table_names(logs_url) == {"alembic_version"}
+    assert version_rows(url) == []
+    assert version_rows(logs_url) == []
+
+    assert assert_only_added(before, files_of(migrations)) == [new_file]
+
+
+@ignore_get_engine_warning
+def test_multiple_databases_offline(
+    server: Server, make_app: AppFactory, tmp_path: Path
+) -> None:
+    migrations = copy_fixture("flask_migrate_multidb", tmp_path)
+    before = files_of(migrations)
+    url = server.new_database()
+    logs_url = server.new_database()
+    app = make_app(url, binds={"logs": logs_url}, models=multidb_models)
+
+    result = app.test_cli_runner().invoke(args=["db", "upgrade", "--sql"])
+    assert result.exit_code == 0, result.output
+    # Flask-Migrate's multidb env.py writes "<bind>.sql", ".sql" for the default.
+    default_sql = (tmp_path / ".sql").read_text()
+    logs_sql = (tmp_path / "logs.sql").read_text()
+    assert "user" in default_sql and "event" not in default_sql
+    assert "event" in logs_sql and "user" not in logs_sql
+    assert f"'{MULTIDB_HEAD}'" in default_sql and f"'{MULTIDB_HEAD}'" in logs_sql
+    assert table_names(url) == set()
+    assert table_names(logs_url) == set()
+    assert assert_only_added(before, files_of(migrations)) == []
