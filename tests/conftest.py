@@ -220,6 +220,22 @@ def default_models(db: Any, bind_keys: list[str], name_length: int = 128) -> Non
         )
 
 
+def add_table_ops(path: Path | str, table: str) -> None:
+    """Make the empty revision at ``path`` create ``table`` (dropped on downgrade)."""
+    path = Path(path)
+    body = path.read_text()
+    new = body.replace(
+        "def upgrade() -> None:\n    pass",
+        f"def upgrade() -> None:\n    op.create_table({table!r}, "
+        "sa.Column('id', sa.Integer, primary_key=True))",
+    ).replace(
+        "def downgrade() -> None:\n    pass",
+        f"def downgrade() -> None:\n    op.drop_table({table!r})",
+    )
+    assert "op.create_table" in new and "op.drop_table" in new, "template changed"
+    path.write_text(new)
+
+
 def table_names(url: str) -> set[str]:
     """Return the table names in the database at ``url``."""
     engine = sa.create_engine(url)

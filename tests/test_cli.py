@@ -16,7 +16,7 @@ from flask_sqlalchemy import SQLAlchemy
 
 from flask_migrate_alt import Config, Migrate
 
-from .conftest import AppFactory, Server, table_names, version_rows
+from .conftest import AppFactory, Server, add_table_ops, table_names, version_rows
 
 
 @pytest.fixture
@@ -57,21 +57,6 @@ def fail(app: Flask, *args: str) -> Result:
     return result
 
 
-def write_ops(path: Path, table: str) -> None:
-    """Make the revision at ``path`` create ``table`` and drop it on downgrade."""
-    body = path.read_text()
-    new = body.replace(
-        "def upgrade() -> None:\n    pass",
-        f"def upgrade() -> None:\n    op.create_table({table!r}, "
-        "sa.Column('id', sa.Integer, primary_key=True))",
-    ).replace(
-        "def downgrade() -> None:\n    pass",
-        f"def downgrade() -> None:\n    op.drop_table({table!r})",
-    )
-    assert "op.create_table" in new and "op.drop_table" in new, "template changed"
-    path.write_text(new)
-
-
 # --------------------------------------------------------------------------
 # the command line of Flask-Migrate 4.1
 
@@ -82,15 +67,34 @@ FLASK_MIGRATE_41_CLI: dict[str, tuple[set[str], list[tuple[str, int, Any]]]] = {
     "list-templates": (set(), []),
     "revision": (
         {
-            "-d", "--directory", "-m", "--message", "--autogenerate", "--sql",
-            "--head", "--splice", "--branch-label", "--version-path", "--rev-id",
+            "-d",
+            "--directory",
+            "-m",
+            "--message",
+            "--autogenerate",
+            "--sql",
+            "--head",
+            "--splice",
+            "--branch-label",
+            "--version-path",
+            "--rev-id",
         },
         [],
     ),
     "migrate": (
         {
-            "-d", "--directory", "-m", "--message", "--sql", "--head", "--splice",
-            "--branch-label", "--version-path", "--rev-id", "-x", "--x-arg",
+            "-d",
+            "--directory",
+            "-m",
+            "--message",
+            "--sql",
+            "--head",
+            "--splice",
+            "--branch-label",
+            "--version-path",
+            "--rev-id",
+            "-x",
+            "--x-arg",
         },
         [],
     ),
@@ -109,8 +113,16 @@ FLASK_MIGRATE_41_CLI: dict[str, tuple[set[str], list[tuple[str, int, Any]]]] = {
     ),
     "show": ({"-d", "--directory"}, [("revision", 1, "head")]),
     "history": (
-        {"-d", "--directory", "-r", "--rev-range", "-v", "--verbose", "-i",
-         "--indicate-current"},
+        {
+            "-d",
+            "--directory",
+            "-r",
+            "--rev-range",
+            "-v",
+            "--verbose",
+            "-i",
+            "--indicate-current",
+        },
         [],
     ),
     "heads": ({"-d", "--directory", "-v", "--verbose", "--resolve-dependencies"}, []),
@@ -124,8 +136,15 @@ FLASK_MIGRATE_41_CLI: dict[str, tuple[set[str], list[tuple[str, int, Any]]]] = {
 }
 
 FLAGS = {
-    "--multidb", "--package", "--autogenerate", "--sql", "--splice", "--verbose",
-    "--indicate-current", "--resolve-dependencies", "--purge",
+    "--multidb",
+    "--package",
+    "--autogenerate",
+    "--sql",
+    "--splice",
+    "--verbose",
+    "--indicate-current",
+    "--resolve-dependencies",
+    "--purge",
 }
 
 # Accepted by every subcommand here, though Flask-Migrate had them on fewer.
@@ -200,7 +219,7 @@ def test_lifecycle(app: Flask, tmp_path: Path, url: str) -> None:
     assert version_rows(url) == []
 
     result = run(app, "db", "revision", "-m", "by hand", "--rev-id", "r2")
-    write_ops(tmp_path / "migrations" / "versions" / "r2_by_hand.py", "extra")
+    add_table_ops(tmp_path / "migrations" / "versions" / "r2_by_hand.py", "extra")
 
     result = run(app, "db", "upgrade", "--sql")
     assert "CREATE TABLE extra" in result.output
@@ -267,10 +286,31 @@ def test_branches_and_merge(app: Flask, tmp_path: Path) -> None:
     run(app, "db", "revision", "-m", "root", "--rev-id", "aaa")
     run(app, "db", "revision", "-m", "left", "--rev-id", "bbb")
     fail(app, "db", "revision", "-m", "right", "--rev-id", "ccc", "--head", "aaa")
-    run(app, "db", "revision", "-m", "right", "--rev-id", "ccc", "--head", "aaa",
-        "--splice")
-    run(app, "db", "revision", "-m", "side", "--rev-id", "ddd", "--head", "base",
-        "--branch-label", "side")
+    run(
+        app,
+        "db",
+        "revision",
+        "-m",
+        "right",
+        "--rev-id",
+        "ccc",
+        "--head",
+        "aaa",
+        "--splice",
+    )
+    run(
+        app,
+        "db",
+        "revision",
+        "-m",
+        "side",
+        "--rev-id",
+        "ddd",
+        "--head",
+        "base",
+        "--branch-label",
+        "side",
+    )
 
     result = run(app, "db", "branches")
     assert "aaa (branchpoint)" in result.output
@@ -278,11 +318,24 @@ def test_branches_and_merge(app: Flask, tmp_path: Path) -> None:
     assert "Rev: aaa (branchpoint)" in result.output
     result = run(app, "db", "heads")
     assert sorted(result.stdout.splitlines()) == [
-        "bbb (head)", "ccc (head)", "ddd (side) (head)"
+        "bbb (head)",
+        "ccc (head)",
+        "ddd (side) (head)",
     ]
 
-    run(app, "db", "merge", "-m", "join", "--rev-id", "mmm", "--branch-label", "j",
-        "bbb", "ccc")
+    run(
+        app,
+        "db",
+        "merge",
+        "-m",
+        "join",
+        "--rev-id",
+        "mmm",
+        "--branch-label",
+        "j",
+        "bbb",
+        "ccc",
+    )
     merged = (tmp_path / "migrations" / "versions" / "mmm_join.py").read_text()
     assert "down_revision = ('bbb', 'ccc')" in merged
     assert "branch_labels = ('j',)" in merged
@@ -307,8 +360,18 @@ def test_revision_version_path_and_autogenerate(app: Flask, tmp_path: Path) -> N
         )
         return config
 
-    run(app, "db", "revision", "--autogenerate", "-m", "auto", "--rev-id", "a1",
-        "--version-path", str(extra))
+    run(
+        app,
+        "db",
+        "revision",
+        "--autogenerate",
+        "-m",
+        "auto",
+        "--rev-id",
+        "a1",
+        "--version-path",
+        str(extra),
+    )
     assert "op.create_table('user'" in (extra / "a1_auto.py").read_text()
 
 
@@ -472,8 +535,17 @@ def test_x_arg_seen_by_configure_callback(app: Flask, subcommand: list[str]) -> 
     # These commands never run env.py, but a configure callback may read -x.
     run(app, "db", "init")
     run(app, "db", "revision", "--rev-id", "aaa")
-    run(app, "db", "revision", "--rev-id", "bbb", "--head", "base",
-        "--branch-label", "b")
+    run(
+        app,
+        "db",
+        "revision",
+        "--rev-id",
+        "bbb",
+        "--head",
+        "base",
+        "--branch-label",
+        "b",
+    )
     seen: list[list[str]] = []
     migrate_obj = app.extensions["migrate"].migrate
 

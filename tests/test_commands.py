@@ -25,6 +25,7 @@ from .conftest import (
     REPO,
     AppFactory,
     Server,
+    add_table_ops,
     default_models,
     table_names,
     version_rows,
@@ -68,18 +69,7 @@ def table_revision(rev_id: str, table: str, **kwargs: Any) -> Script:
     """Create revision ``rev_id`` that creates ``table`` and drops it on downgrade."""
     script = fma.revision(message=f"create {table}", rev_id=rev_id, **kwargs)
     assert isinstance(script, Script)
-    path = Path(script.path)
-    body = path.read_text()
-    new = body.replace(
-        "def upgrade() -> None:\n    pass",
-        f"def upgrade() -> None:\n    op.create_table({table!r}, "
-        "sa.Column('id', sa.Integer, primary_key=True))",
-    ).replace(
-        "def downgrade() -> None:\n    pass",
-        f"def downgrade() -> None:\n    op.drop_table({table!r})",
-    )
-    assert "op.create_table" in new and "op.drop_table" in new, "template changed"
-    path.write_text(new)
+    add_table_ops(script.path, table)
     return script
 
 
@@ -590,8 +580,7 @@ def test_upgrade_with_tag_and_x_arg_reach_env(ctx: Flask, tmp_path: Path) -> Non
         "from alembic import context\n"
         f"with open({str(record)!r}, 'a') as f:\n"
         "    f.write(repr((context.get_tag_argument(), context.get_x_argument())))\n"
-        "    f.write('\\n')\n"
-        + env.read_text()
+        "    f.write('\\n')\n" + env.read_text()
     )
     fma.upgrade(tag="v1", x_arg="a=1")
     fma.upgrade(x_arg=["a=1", "b=2"])

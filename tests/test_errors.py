@@ -104,17 +104,6 @@ def test_unreachable_database_is_one_line_without_password(
     assert snapshot(tmp_path / "migrations") == before
 
 
-def test_traceback_shown_with_flask_debug(
-    migrated: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    app, _ = migrated
-    monkeypatch.setenv("FLASK_DEBUG", "1")
-    result = app.test_cli_runner().invoke(args=["db", "upgrade", "nosuchrev"])
-    assert result.exit_code == 1
-    assert "Traceback" in result.output
-    assert result.output.rstrip().splitlines()[-1].startswith("Error: ")
-
-
 def test_catch_errors_returns_value_and_passes_other_exceptions() -> None:
     @fma.catch_errors
     def answer() -> int:
