@@ -6,16 +6,19 @@ the network, so ``sphinx-build -W`` gives the same result offline and in CI.
 
 from __future__ import annotations
 
-import importlib.metadata
+import sys
+from pathlib import Path
+
+# Document the checkout this file belongs to, installed or not.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import flask_migrate_alt  # noqa: E402
 
 project = "flask_migrate_alt"
 author = "flask_migrate_alt developers"
 copyright = "flask_migrate_alt developers"
 
-try:
-    release = importlib.metadata.version("flask_migrate_alt")
-except importlib.metadata.PackageNotFoundError:  # building from an uninstalled checkout
-    release = "0.1.0"
+release = flask_migrate_alt.__version__
 version = ".".join(release.split(".")[:2])
 
 extensions = ["sphinx.ext.autodoc"]

@@ -73,14 +73,6 @@ def db(ctx: click.Context) -> None:
     ctx.ensure_object(DbOptions)
 
 
-def _directory() -> str | None:
-    return click.get_current_context().ensure_object(DbOptions).directory
-
-
-def _x_arg() -> list[str]:
-    return click.get_current_context().ensure_object(DbOptions).x_arg
-
-
 _sql = click.option(
     "--sql", is_flag=True, help="Don't emit SQL to the database - dump to stdout."
 )
@@ -143,9 +135,10 @@ def list_templates() -> None:
 @click.option(
     "--package", is_flag=True, help="Write __init__.py files in the repository."
 )
-def init(multidb: bool, template: str | None, package: bool) -> None:
+@click.pass_obj
+def init(shared: DbOptions, multidb: bool, template: str | None, package: bool) -> None:
     """Create a new migration repository."""
-    commands.init(_directory(), multidb=multidb, template=template, package=package)
+    commands.init(shared.directory, multidb=multidb, template=template, package=package)
 
 
 @db.command()
@@ -155,25 +148,28 @@ def init(multidb: bool, template: str | None, package: bool) -> None:
     is_flag=True,
     help="Fill in the revision by comparing the models with the database.",
 )
-def revision(autogenerate: bool, **options: Any) -> None:
+@click.pass_obj
+def revision(shared: DbOptions, /, autogenerate: bool, **options: Any) -> None:
     """Create a new revision file."""
     commands.revision(
-        _directory(), autogenerate=autogenerate, x_arg=_x_arg(), **options
+        shared.directory, autogenerate=autogenerate, x_arg=shared.x_arg, **options
     )
 
 
 @db.command()
 @_new_revision_options
-def migrate(**options: Any) -> None:
+@click.pass_obj
+def migrate(shared: DbOptions, /, **options: Any) -> None:
     """Autogenerate a new revision file (alias for 'revision --autogenerate')."""
-    commands.migrate(_directory(), x_arg=_x_arg(), **options)
+    commands.migrate(shared.directory, x_arg=shared.x_arg, **options)
 
 
 @db.command()
 @click.argument("revision", default="head")
-def edit(revision: str) -> None:
+@click.pass_obj
+def edit(shared: DbOptions, revision: str) -> None:
     """Edit a revision file in $EDITOR."""
-    commands.edit(_directory(), revision, x_arg=_x_arg())
+    commands.edit(shared.directory, revision, x_arg=shared.x_arg)
 
 
 @db.command()
@@ -181,7 +177,9 @@ def edit(revision: str) -> None:
 @_branch_label
 @_rev_id
 @click.argument("revisions", nargs=-1)
+@click.pass_obj
 def merge(
+    shared: DbOptions,
     message: str | None,
     branch_label: str | None,
     rev_id: str | None,
@@ -189,12 +187,12 @@ def merge(
 ) -> None:
     """Merge revisions (default: all heads) into a new revision file."""
     commands.merge(
-        _directory(),
+        shared.directory,
         list(revisions),
         message=message,
         branch_label=branch_label,
         rev_id=rev_id,
-        x_arg=_x_arg(),
+        x_arg=shared.x_arg,
     )
 
 
@@ -202,25 +200,28 @@ def merge(
 @_sql
 @_tag
 @click.argument("revision", default="head")
-def upgrade(sql: bool, tag: str | None, revision: str) -> None:
+@click.pass_obj
+def upgrade(shared: DbOptions, sql: bool, tag: str | None, revision: str) -> None:
     """Upgrade to a later version (default: head)."""
-    commands.upgrade(_directory(), revision, sql=sql, tag=tag, x_arg=_x_arg())
+    commands.upgrade(shared.directory, revision, sql=sql, tag=tag, x_arg=shared.x_arg)
 
 
 @db.command()
 @_sql
 @_tag
 @click.argument("revision", default="-1")
-def downgrade(sql: bool, tag: str | None, revision: str) -> None:
+@click.pass_obj
+def downgrade(shared: DbOptions, sql: bool, tag: str | None, revision: str) -> None:
     """Revert to a previous version (default: one step back)."""
-    commands.downgrade(_directory(), revision, sql=sql, tag=tag, x_arg=_x_arg())
+    commands.downgrade(shared.directory, revision, sql=sql, tag=tag, x_arg=shared.x_arg)
 
 
 @db.command()
 @click.argument("revision", default="head")
-def show(revision: str) -> None:
+@click.pass_obj
+def show(shared: DbOptions, revision: str) -> None:
     """Show the revision denoted by the given symbol."""
-    commands.show(_directory(), revision, x_arg=_x_arg())
+    commands.show(shared.directory, revision, x_arg=shared.x_arg)
 
 
 @db.command()
@@ -231,14 +232,17 @@ def show(revision: str) -> None:
 @click.option(
     "-i", "--indicate-current", is_flag=True, help="Mark the current revision."
 )
-def history(rev_range: str | None, verbose: bool, indicate_current: bool) -> None:
+@click.pass_obj
+def history(
+    shared: DbOptions, rev_range: str | None, verbose: bool, indicate_current: bool
+) -> None:
     """List revisions in chronological order."""
     commands.history(
-        _directory(),
+        shared.directory,
         rev_range,
         verbose=verbose,
         indicate_current=indicate_current,
-        x_arg=_x_arg(),
+        x_arg=shared.x_arg,
     )
 
 
@@ -249,28 +253,31 @@ def history(rev_range: str | None, verbose: bool, indicate_current: bool) -> Non
     is_flag=True,
     help="Treat dependency versions as down revisions.",
 )
-def heads(verbose: bool, resolve_dependencies: bool) -> None:
+@click.pass_obj
+def heads(shared: DbOptions, verbose: bool, resolve_dependencies: bool) -> None:
     """Show the current heads of the revision history."""
     commands.heads(
-        _directory(),
+        shared.directory,
         verbose=verbose,
         resolve_dependencies=resolve_dependencies,
-        x_arg=_x_arg(),
+        x_arg=shared.x_arg,
     )
 
 
 @db.command()
 @_verbose
-def branches(verbose: bool) -> None:
+@click.pass_obj
+def branches(shared: DbOptions, verbose: bool) -> None:
     """Show the branch points of the revision history."""
-    commands.branches(_directory(), verbose=verbose, x_arg=_x_arg())
+    commands.branches(shared.directory, verbose=verbose, x_arg=shared.x_arg)
 
 
 @db.command()
 @_verbose
-def current(verbose: bool) -> None:
+@click.pass_obj
+def current(shared: DbOptions, verbose: bool) -> None:
     """Show the current revision of each database."""
-    commands.current(_directory(), verbose=verbose, x_arg=_x_arg())
+    commands.current(shared.directory, verbose=verbose, x_arg=shared.x_arg)
 
 
 @db.command()
@@ -278,17 +285,23 @@ def current(verbose: bool) -> None:
 @_tag
 @click.option("--purge", is_flag=True, help="Empty the version table before stamping.")
 @click.argument("revision", default="head")
-def stamp(sql: bool, tag: str | None, purge: bool, revision: str) -> None:
+@click.pass_obj
+def stamp(
+    shared: DbOptions, sql: bool, tag: str | None, purge: bool, revision: str
+) -> None:
     """Set the version table to a revision without running migrations."""
     commands.stamp(
-        _directory(), revision, sql=sql, tag=tag, purge=purge, x_arg=_x_arg()
+        shared.directory, revision, sql=sql, tag=tag, purge=purge, x_arg=shared.x_arg
     )
 
 
 @db.command()
-def check() -> None:
+@click.pass_obj
+def check(
+    shared: DbOptions,
+) -> None:
     """Exit 1 if the models and the database differ (a migration is needed)."""
-    commands.check(_directory(), x_arg=_x_arg())
+    commands.check(shared.directory, x_arg=shared.x_arg)
 
 
 def _attach_shared_options() -> None:

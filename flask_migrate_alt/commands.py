@@ -95,12 +95,6 @@ def _restores_configure_args(f: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-def _alembic() -> Any:
-    from alembic import command
-
-    return command
-
-
 @catch_errors
 def list_templates() -> dict[str, str]:
     """Print the repository templates with their synopsis; return them."""
@@ -154,6 +148,8 @@ def init(
     :param package: write ``__init__.py`` files, making the repository and
         its versions folder Python packages.
     """
+    from alembic import command
+
     from .config import Config
 
     state = current_state()
@@ -163,7 +159,7 @@ def init(
     config.set_main_option("script_location", path.replace("%", "%%"))
     config.config_file_name = os.path.join(path, "alembic.ini")
     config = state.migrate.call_configure_callbacks(config)
-    _alembic().init(config, path, template=name, package=package)
+    command.init(config, path, template=name, package=package)
     return path
 
 
@@ -176,7 +172,7 @@ def revision(
     sql: bool = False,
     head: str = "head",
     splice: bool = False,
-    branch_label: str | Sequence[str] | None = None,
+    branch_label: str | list[str] | tuple[str, ...] | None = None,
     version_path: str | None = None,
     rev_id: str | None = None,
     *,
@@ -187,10 +183,8 @@ def revision(
     With ``autogenerate``, the file is filled in by comparing the models
     with the database, and ``None`` is returned when nothing changed.
     """
-    opts = ["autogenerate"] if autogenerate else None
-    config = _config(directory, x_arg=x_arg, opts=opts)
-    scripts = _alembic().revision(
-        config,
+    return _new_revision(
+        directory,
         message,
         autogenerate=autogenerate,
         sql=sql,
@@ -199,7 +193,24 @@ def revision(
         branch_label=branch_label,
         version_path=version_path,
         rev_id=rev_id,
+        x_arg=x_arg,
     )
+
+
+def _new_revision(
+    directory: str | os.PathLike[str] | None,
+    message: str | None,
+    *,
+    autogenerate: bool,
+    x_arg: XArg,
+    **options: Any,
+) -> Script | list[Script | None] | None:
+    """What ``revision`` and ``migrate`` share."""
+    from alembic import command
+
+    opts = ["autogenerate"] if autogenerate else None
+    config = _config(directory, x_arg=x_arg, opts=opts)
+    scripts = command.revision(config, message, autogenerate=autogenerate, **options)
     # Alembic returns [] when autogenerate found nothing to write.
     return scripts or None
 
@@ -212,15 +223,14 @@ def migrate(
     sql: bool = False,
     head: str = "head",
     splice: bool = False,
-    branch_label: str | Sequence[str] | None = None,
+    branch_label: str | list[str] | tuple[str, ...] | None = None,
     version_path: str | None = None,
     rev_id: str | None = None,
     x_arg: XArg = None,
 ) -> Script | list[Script | None] | None:
     """Autogenerate a revision from the model changes (``revision --autogenerate``)."""
-    config = _config(directory, x_arg=x_arg, opts=["autogenerate"])
-    scripts = _alembic().revision(
-        config,
+    return _new_revision(
+        directory,
         message,
         autogenerate=True,
         sql=sql,
@@ -229,9 +239,8 @@ def migrate(
         branch_label=branch_label,
         version_path=version_path,
         rev_id=rev_id,
+        x_arg=x_arg,
     )
-    # Alembic returns [] when autogenerate found nothing to write.
-    return scripts or None
 
 
 @catch_errors
@@ -243,21 +252,25 @@ def edit(
     x_arg: XArg = None,
 ) -> None:
     """Open a revision file in ``$EDITOR``."""
-    _alembic().edit(_config(directory, x_arg=x_arg), revision)
+    from alembic import command
+
+    command.edit(_config(directory, x_arg=x_arg), revision)
 
 
 @catch_errors
 @_restores_configure_args
 def merge(
     directory: str | os.PathLike[str] | None = None,
-    revisions: str | Sequence[str] = "",
+    revisions: str | list[str] | tuple[str, ...] = "",
     message: str | None = None,
-    branch_label: str | Sequence[str] | None = None,
+    branch_label: str | list[str] | tuple[str, ...] | None = None,
     rev_id: str | None = None,
     *,
     x_arg: XArg = None,
 ) -> Script | None:
     """Create a revision that merges ``revisions`` (default: all heads)."""
+    from alembic import command
+
     config = _config(directory, x_arg=x_arg)
     if not revisions:
         from alembic.script import ScriptDirectory
@@ -265,12 +278,13 @@ def merge(
         heads = ScriptDirectory.from_config(config).get_heads()
         if len(heads) < 2:
             # Alembic would write an ordinary revision on top of the head.
+            found = "no revision" if not heads else f"a single head, {heads[0]}"
             raise RuntimeError(
-                "nothing to merge: the revision history has "
-                f"{'no head' if not heads else 'a single head, ' + heads[0]}"
+                f"nothing to merge: the revision history has {found}; "
+                "name the revisions to merge, as in 'flask db merge REV1 REV2'"
             )
         revisions = "heads"
-    return _alembic().merge(  # type: ignore[no-any-return]
+    return command.merge(
         config,
         revisions,
         message=message,
@@ -289,7 +303,9 @@ def upgrade(
     x_arg: XArg = None,
 ) -> None:
     """Upgrade the database to ``revision`` (default: the head)."""
-    _alembic().upgrade(_config(directory, x_arg=x_arg), revision, sql=sql, tag=tag)
+    from alembic import command
+
+    command.upgrade(_config(directory, x_arg=x_arg), revision, sql=sql, tag=tag)
 
 
 @catch_errors
@@ -306,9 +322,11 @@ def downgrade(
     Offline (``sql=True``) there is no database to count back from, so the
     default becomes ``head:-1``: the SQL that undoes the latest revision.
     """
+    from alembic import command
+
     if sql and revision == "-1":
         revision = "head:-1"
-    _alembic().downgrade(_config(directory, x_arg=x_arg), revision, sql=sql, tag=tag)
+    command.downgrade(_config(directory, x_arg=x_arg), revision, sql=sql, tag=tag)
 
 
 @catch_errors
@@ -320,7 +338,9 @@ def show(
     x_arg: XArg = None,
 ) -> None:
     """Show the revision denoted by ``revision``."""
-    _alembic().show(_config(directory, x_arg=x_arg), revision)
+    from alembic import command
+
+    command.show(_config(directory, x_arg=x_arg), revision)
 
 
 @catch_errors
@@ -334,7 +354,9 @@ def history(
     x_arg: XArg = None,
 ) -> None:
     """List the revisions in chronological order, newest first."""
-    _alembic().history(
+    from alembic import command
+
+    command.history(
         _config(directory, x_arg=x_arg),
         rev_range,
         verbose=verbose,
@@ -352,7 +374,9 @@ def heads(
     x_arg: XArg = None,
 ) -> None:
     """Show the current heads of the revision history."""
-    _alembic().heads(
+    from alembic import command
+
+    command.heads(
         _config(directory, x_arg=x_arg),
         verbose=verbose,
         resolve_dependencies=resolve_dependencies,
@@ -368,7 +392,9 @@ def branches(
     x_arg: XArg = None,
 ) -> None:
     """Show the branch points of the revision history."""
-    _alembic().branches(_config(directory, x_arg=x_arg), verbose=verbose)
+    from alembic import command
+
+    command.branches(_config(directory, x_arg=x_arg), verbose=verbose)
 
 
 @catch_errors
@@ -380,7 +406,9 @@ def current(
     x_arg: XArg = None,
 ) -> None:
     """Show the revision each database is at."""
-    _alembic().current(_config(directory, x_arg=x_arg), verbose=verbose)
+    from alembic import command
+
+    command.current(_config(directory, x_arg=x_arg), verbose=verbose)
 
 
 @catch_errors
@@ -399,7 +427,9 @@ def stamp(
     :param purge: delete all entries of the version table first, for
         example after deleting revision files the database still names.
     """
-    _alembic().stamp(
+    from alembic import command
+
+    command.stamp(
         _config(directory, x_arg=x_arg), revision, sql=sql, tag=tag, purge=purge
     )
 
@@ -410,4 +440,6 @@ def check(
     directory: str | os.PathLike[str] | None = None, *, x_arg: XArg = None
 ) -> None:
     """Fail if autogenerate would write a new revision (models and database differ)."""
-    _alembic().check(_config(directory, x_arg=x_arg))
+    from alembic import command
+
+    command.check(_config(directory, x_arg=x_arg))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
 import sys
 from collections.abc import Iterable
@@ -58,6 +59,11 @@ def available_templates(root: Path | None = None) -> dict[str, str]:
     return found
 
 
+_ALEMBIC_DEFAULT_STDOUT = (
+    inspect.signature(AlembicConfig.__init__).parameters["stdout"].default
+)
+
+
 class Config(AlembicConfig):
     """An Alembic ``Config`` that finds the flask_migrate_alt templates.
 
@@ -69,14 +75,17 @@ class Config(AlembicConfig):
         self, *args: Any, template_directory: str | None = None, **kwargs: Any
     ) -> None:
         self.template_directory = template_directory
-        stdout: TextIO | None = kwargs.pop("stdout", None)
+        self._stdout: TextIO | None = None
         super().__init__(*args, **kwargs)
-        # Replaces the default Alembic's __init__ just assigned, see below.
-        self._stdout = stdout
+        if self._stdout is _ALEMBIC_DEFAULT_STDOUT:
+            # Forget the import-time default Alembic's __init__ assigned; the
+            # property below then follows sys.stdout.
+            self._stdout = None
 
     # Alembic's default for ``stdout`` is the sys.stdout of the moment Alembic
-    # was imported. Commands run under a test runner, or with stdout
-    # redirected later, must print to the sys.stdout of the moment they run.
+    # was imported, so output would miss a later redirection (CliRunner,
+    # pytest's capsys, contextlib.redirect_stdout). Unless a stream was given,
+    # print to whatever sys.stdout is when the command prints.
     @property
     def stdout(self) -> TextIO:
         return self._stdout if self._stdout is not None else sys.stdout

@@ -72,6 +72,27 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
 _LEVELS = {"WARN": "WARNING"}
 
 
+_DEFAULT_FORMAT = "%(levelname)-5.5s [%(name)s] %(message)s"
+
+
+def _levels_from_ini(path: str | None) -> tuple[dict[str, str], str]:
+    """Return {logger name: level} and the format from an alembic.ini file."""
+    parser = configparser.RawConfigParser()
+    if path is not None and Path(path).is_file():
+        parser.read(path, encoding="utf-8")
+    levels: dict[str, str] = {}
+    for key in parser.get("loggers", "keys", fallback="").split(","):
+        section = f"logger_{key.strip()}"
+        if key.strip() == "root" or not parser.has_section(section):
+            continue
+        name = parser.get(section, "qualname", fallback="").strip()
+        if name:
+            level = parser.get(section, "level", fallback="NOTSET").strip().upper()
+            levels[name] = _LEVELS.get(level, level)
+    fmt = parser.get("formatter_generic", "format", fallback=_DEFAULT_FORMAT)
+    return levels, fmt
+
+
 def setup_logging(config: Config) -> None:
     """Show Alembic's log lines on stderr without touching the app's logging.
 
@@ -83,35 +104,22 @@ def setup_logging(config: Config) -> None:
     all (the root logger has no handler) does it also attach a stderr handler
     using the ``[formatter_generic]`` format; otherwise the records go to the
     app's handlers.
+
+    This package's own messages ("No changes in schema detected.") are shown
+    at INFO even when ``alembic.ini`` does not name its logger, as in a
+    repository created by Flask-Migrate.
     """
-    path = config.config_file_name
-    if path is None or not Path(path).is_file():
-        return
-    parser = configparser.RawConfigParser()
-    parser.read(path, encoding="utf-8")
-    if not parser.has_section("loggers"):
-        return
-    fmt = parser.get(
-        "formatter_generic",
-        "format",
-        fallback="%(levelname)-5.5s [%(name)s] %(message)s",
-    )
+    levels, fmt = _levels_from_ini(config.config_file_name)
+    levels.setdefault(log.name, "INFO")
     app_has_logging = bool(logging.getLogger().handlers)
-    for key in parser.get("loggers", "keys", fallback="").split(","):
-        section = f"logger_{key.strip()}"
-        if key.strip() == "root" or not parser.has_section(section):
-            continue
-        name = parser.get(section, "qualname", fallback="").strip()
-        if not name:
-            continue
+    for name, level in levels.items():
         logger = logging.getLogger(name)
         handlers = [
             h for h in logger.handlers if not isinstance(h, logging.NullHandler)
         ]
         if logger.level != logging.NOTSET or handlers:
             continue  # the app (or an earlier command) configured it
-        level = parser.get(section, "level", fallback="NOTSET").strip().upper()
-        logger.setLevel(_LEVELS.get(level, level))
+        logger.setLevel(level)
         if not app_has_logging:
             handler = _StderrHandler()
             handler.setFormatter(logging.Formatter(fmt))
@@ -144,6 +152,14 @@ def database_names() -> list[str]:
     else:
         engines = getattr(current_state().db, "engines", None)
         keys = [key for key in (engines or {}) if key is not None]
+    for key in keys:
+        # Revision files get an upgrade_<key>() function per bind.
+        if not str(key).isidentifier():
+            raise RuntimeError(
+                f"bind key {key!r} cannot be used with the multiple-database "
+                "templates: revision files name a function after each bind, so "
+                "rename it in SQLALCHEMY_BINDS to letters, digits and underscores"
+            )
     return ["", *keys]
 
 
@@ -362,6 +378,20 @@ def _run_sync(
         _run_on_connections(context, dbs, connections, multidb, env_kwargs)
 
 
+def _refuse_running_loop() -> None:
+    import asyncio
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    raise RuntimeError(
+        "migrations on an async engine cannot run inside a running event "
+        "loop; call the command from a worker thread instead, for example "
+        "await asyncio.to_thread(flask_migrate_alt.upgrade)"
+    )
+
+
 def run_online(
     context: EnvironmentContext, *, multidb: bool = False, **configure_args: Any
 ) -> None:
@@ -375,6 +405,7 @@ def run_online(
     if any(db.is_async for db in dbs):
         import asyncio
 
+        _refuse_running_loop()
         asyncio.run(run_online_async(context, multidb=multidb, **configure_args))
     else:
         _run_sync(context, dbs, multidb, configure_args)

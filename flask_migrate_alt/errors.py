@@ -55,7 +55,25 @@ def _handled() -> tuple[type[BaseException], ...]:
 
     # SyntaxError and ImportError come from loading a broken env.py or
     # revision file: a mistake in the user's files, not in this package.
-    return (CommandError, RuntimeError, DBAPIError, SyntaxError, ImportError)
+    # OSError: a path that is a file, a folder that cannot be written, or an
+    # async driver's refused connection.
+    return (
+        CommandError,
+        RuntimeError,
+        DBAPIError,
+        SyntaxError,
+        ImportError,
+        OSError,
+    )
+
+
+def _library_dirs() -> tuple[str, ...]:
+    import alembic
+    import flask
+    import sqlalchemy
+
+    modules = (alembic.__file__, sqlalchemy.__file__, flask.__file__, __file__)
+    return tuple(os.path.dirname(path) + os.sep for path in modules if path)
 
 
 def _user_frame(exc: BaseException) -> str | None:
@@ -65,12 +83,11 @@ def _user_frame(exc: BaseException) -> str | None:
     """
     import traceback
 
+    libraries = _library_dirs()
     found = None
     for frame in traceback.extract_tb(exc.__traceback__):
         path = frame.filename
-        if "site-packages" in path or path.startswith("<"):
-            continue
-        if os.sep + "flask_migrate_alt" + os.sep in path:
+        if path.startswith("<") or path.startswith(libraries):
             continue
         found = f"{path}, line {frame.lineno}"
     return found
@@ -94,6 +111,9 @@ def describe(exc: BaseException) -> str:
     elif isinstance(exc, ImportError):
         where = _user_frame(exc)
         text = f"{exc} (in {where})" if where else str(exc)
+    elif isinstance(exc, OSError) and exc.strerror:
+        target = f": {exc.filename}" if exc.filename else ""
+        text = f"{exc.strerror}{target}"
     else:
         text = str(exc).strip() or type(exc).__name__
     lines = [line.strip() for line in text.splitlines() if line.strip()]

@@ -13,7 +13,7 @@ from flask import Flask
 
 import flask_migrate_alt as fma
 
-from .conftest import Server, version_rows
+from .conftest import Server, table_names, version_rows
 
 
 def snapshot(folder: Path) -> dict[str, str]:
@@ -104,21 +104,6 @@ def test_unreachable_database_is_one_line_without_password(
     assert snapshot(tmp_path / "migrations") == before
 
 
-def test_catch_errors_returns_value_and_passes_other_exceptions() -> None:
-    @fma.catch_errors
-    def answer() -> int:
-        return 42
-
-    @fma.catch_errors
-    def bug() -> None:
-        raise KeyError("not a user error")
-
-    assert answer() == 42
-    assert answer.__name__ == "answer"
-    with pytest.raises(KeyError):
-        bug()
-
-
 def test_merge_without_revisions_needs_two_heads(migrated: Any, tmp_path: Path) -> None:
     app, _ = migrated
     before = snapshot(tmp_path / "migrations")
@@ -144,3 +129,78 @@ def test_env_py_changes_to_configure_args_do_not_leak(migrated: Any) -> None:
     with app.app_context():
         fma.current()
     assert state.configure_args == before
+
+
+def test_directory_that_is_a_file(
+    make_app: Callable[..., Flask], sqlite_server: Server, tmp_path: Path
+) -> None:
+    app = make_app(sqlite_server.new_database())
+    (tmp_path / "afile").write_text("not a folder")
+    result = app.test_cli_runner().invoke(args=["db", "init", "-d", "afile/migrations"])
+    assert result.exit_code == 1
+    assert result.stderr == "Error: Not a directory: afile/migrations\n"
+    assert (tmp_path / "afile").read_text() == "not a folder"
+
+
+def test_bind_key_that_cannot_name_a_function(
+    make_app: Callable[..., Flask], sqlite_server: Server, tmp_path: Path
+) -> None:
+    app = make_app(
+        sqlite_server.new_database(), binds={"my-logs": sqlite_server.new_database()}
+    )
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["db", "init", "--multidb"]).exit_code == 0
+    result = runner.invoke(args=["db", "migrate", "-m", "first"])
+    assert result.exit_code == 1
+    assert "bind key 'my-logs'" in result.output and "rename it" in result.output
+    assert not list((tmp_path / "migrations" / "versions").glob("*.py"))
+
+
+def test_async_engine_inside_running_event_loop(tmp_path: Path) -> None:
+    import asyncio
+
+    from .test_templates import AsyncDB
+
+    app = Flask("asyncapp", root_path=str(tmp_path))
+    db = AsyncDB({None: f"sqlite+aiosqlite:///{tmp_path / 'a.db'}"})
+    fma.Migrate(app, db)
+    with app.app_context():
+        fma.init()
+
+        async def deploy() -> None:
+            with pytest.raises(fma.CommandFailed) as info:
+                fma.upgrade()
+            assert "asyncio.to_thread" in info.value.message
+            # The advice works: from a worker thread the upgrade runs.
+            await asyncio.to_thread(fma.upgrade)
+
+        asyncio.run(deploy())
+    db.dispose()
+    assert version_rows(f"sqlite:///{tmp_path / 'a.db'}") == []
+    assert "alembic_version" in table_names(f"sqlite:///{tmp_path / 'a.db'}")
+
+
+def test_own_messages_shown_when_alembic_ini_does_not_name_our_logger(
+    migrated: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A repository made by Flask-Migrate has no [logger_flask_migrate_alt]."""
+    import logging
+
+    app, _ = migrated
+    ini = tmp_path / "migrations" / "alembic.ini"
+    ini.write_text(
+        ini.read_text().replace("qualname = flask_migrate_alt", "qualname =")
+    )
+    logger = logging.getLogger("flask_migrate_alt")
+    saved = logger.level, logger.handlers[:], logger.propagate
+    logger.setLevel(logging.NOTSET)
+    logger.handlers.clear()
+    logger.propagate = True
+    try:
+        with app.app_context():
+            assert fma.migrate(message="nothing") is None
+    finally:
+        logger.setLevel(saved[0])
+        logger.handlers[:] = saved[1]
+        logger.propagate = saved[2]
+    assert "No changes in schema detected." in caplog.text
