@@ -15,6 +15,7 @@ Each test gets databases of its own (``fma_<random>``), dropped afterwards.
 from __future__ import annotations
 
 import os
+import stat
 import sys
 import uuid
 from collections.abc import Callable, Iterator
@@ -148,6 +149,12 @@ def _chdir_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _no_debug(monkeypatch: pytest.MonkeyPatch) -> None:
+    # FLASK_DEBUG makes catch_errors print tracebacks too.
+    monkeypatch.delenv("FLASK_DEBUG", raising=False)
+
+
+@pytest.fixture(autouse=True)
 def _forget_revision_modules() -> Iterator[None]:
     # Alembic imports env.py and revision files as modules; make sure one
     # test's files are never seen by the next.
@@ -197,6 +204,50 @@ def make_app(tmp_path: Path) -> Iterator[AppFactory]:
         with app.app_context():
             for engine in db.engines.values():
                 engine.dispose()
+
+
+@pytest.fixture
+def bare(tmp_path: Path) -> Iterator[Any]:
+    """Build ``(app, db)`` pairs without Migrate; engines are disposed after.
+
+    ``bare(url, name="bareapp", with_user=False)``: ``with_user`` declares a
+    ``user`` table.
+    """
+    from flask_sqlalchemy import SQLAlchemy
+
+    made: list[tuple[Flask, Any]] = []
+
+    def build(url: str, name: str = "bareapp", with_user: bool = False) -> Any:
+        app = Flask(name, root_path=str(tmp_path))
+        app.config["SQLALCHEMY_DATABASE_URI"] = url
+        db = SQLAlchemy(app)
+        if with_user:
+            db.Table("user", sa.Column("id", sa.Integer, primary_key=True))
+        made.append((app, db))
+        return app, db
+
+    yield build
+    for app, db in made:
+        with app.app_context():
+            for engine in db.engines.values():
+                engine.dispose()
+
+
+@pytest.fixture
+def editor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """An $EDITOR that appends a marker line to the file it is given.
+
+    Returns the marker.
+    """
+    script = tmp_path / "fake-editor.sh"
+    script.write_text('#!/bin/sh\necho "# edited-marker" >> "$1"\n')
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setenv("EDITOR", str(script))
+    return "# edited-marker"
+
+
+def no_models(db: Any, bind_keys: list[str]) -> None:
+    """Models for an app that declares no tables at all."""
 
 
 def default_models(db: Any, bind_keys: list[str], name_length: int = 128) -> None:

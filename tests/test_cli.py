@@ -12,11 +12,17 @@ import click
 import pytest
 from click.testing import Result
 from flask import Flask
-from flask_sqlalchemy import SQLAlchemy
 
 from flask_migrate_alt import Config, Migrate
 
-from .conftest import AppFactory, Server, add_table_ops, table_names, version_rows
+from .conftest import (
+    AppFactory,
+    Server,
+    add_table_ops,
+    no_models,
+    table_names,
+    version_rows,
+)
 
 
 @pytest.fixture
@@ -27,15 +33,6 @@ def url(sqlite_server: Server) -> str:
 @pytest.fixture
 def app(make_app: AppFactory, url: str) -> Flask:
     return make_app(url)
-
-
-@pytest.fixture(autouse=True)
-def _no_debug(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("FLASK_DEBUG", raising=False)
-
-
-def no_models(db: Any, bind_keys: list[str]) -> None:
-    """Models for an app that declares no tables at all."""
 
 
 def run(app: Flask, *args: str, env: dict[str, str] | None = None) -> Result:
@@ -375,21 +372,17 @@ def test_revision_version_path_and_autogenerate(app: Flask, tmp_path: Path) -> N
     assert "op.create_table('user'" in (extra / "a1_auto.py").read_text()
 
 
-def test_edit(app: Flask, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    editor = tmp_path / "fake-editor.sh"
-    editor.write_text('#!/bin/sh\necho "# edited-marker" >> "$1"\n')
-    editor.chmod(0o755)
-    monkeypatch.setenv("EDITOR", str(editor))
+def test_edit(app: Flask, tmp_path: Path, editor: str) -> None:
     run(app, "db", "init")
     run(app, "db", "revision", "-m", "one", "--rev-id", "aaa")
     run(app, "db", "revision", "-m", "two", "--rev-id", "bbb")
     versions = tmp_path / "migrations" / "versions"
 
     run(app, "db", "edit")  # default: head
-    assert "# edited-marker" in (versions / "bbb_two.py").read_text()
-    assert "# edited-marker" not in (versions / "aaa_one.py").read_text()
+    assert editor in (versions / "bbb_two.py").read_text()
+    assert editor not in (versions / "aaa_one.py").read_text()
     run(app, "db", "edit", "aaa")
-    assert "# edited-marker" in (versions / "aaa_one.py").read_text()
+    assert editor in (versions / "aaa_one.py").read_text()
 
 
 def test_init_options(app: Flask, tmp_path: Path) -> None:
@@ -562,28 +555,8 @@ def test_x_arg_seen_by_configure_callback(app: Flask, subcommand: list[str]) -> 
 # the Migrate extension and the CLI
 
 
-def _bare_app(tmp_path: Path, url: str) -> tuple[Flask, SQLAlchemy]:
-    app = Flask("bareapp", root_path=str(tmp_path))
-    app.config["SQLALCHEMY_DATABASE_URI"] = url
-    return app, SQLAlchemy(app)
-
-
-@pytest.fixture
-def bare(tmp_path: Path, url: str) -> Any:
-    made: list[tuple[Flask, SQLAlchemy]] = []
-
-    def build() -> tuple[Flask, SQLAlchemy]:
-        made.append(_bare_app(tmp_path, url))
-        return made[-1]
-
-    yield build
-    for app, db in made:
-        with app.app_context():
-            db.engine.dispose()
-
-
-def test_custom_command_name(bare: Any, tmp_path: Path) -> None:
-    app, db = bare()
+def test_custom_command_name(bare: Any, url: str, tmp_path: Path) -> None:
+    app, db = bare(url)
     Migrate(app, db, command="database")
     assert "database" in app.cli.commands
     assert "db" not in app.cli.commands
@@ -595,8 +568,8 @@ def test_custom_command_name(bare: Any, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("command", ["", None])
-def test_no_command_group(bare: Any, command: str | None) -> None:
-    app, db = bare()
+def test_no_command_group(bare: Any, url: str, command: str | None) -> None:
+    app, db = bare(url)
     Migrate(app, db, command=command)
     assert app.cli.commands == {}
     assert "migrate" in app.extensions
@@ -605,8 +578,8 @@ def test_no_command_group(bare: Any, command: str | None) -> None:
     assert "No such command 'db'" in result.output
 
 
-def test_no_command_group_with_init_app(bare: Any) -> None:
-    app, db = bare()
+def test_no_command_group_with_init_app(bare: Any, url: str) -> None:
+    app, db = bare(url)
     Migrate(command="").init_app(app, db)
     assert app.cli.commands == {}
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import inspect
 import logging
 import os
-import stat
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from .conftest import (
     Server,
     add_table_ops,
     default_models,
+    no_models,
     table_names,
     version_rows,
 )
@@ -49,16 +49,6 @@ def app(make_app: AppFactory, url: str) -> Flask:
 def ctx(app: Flask) -> Any:
     with app.app_context():
         yield app
-
-
-@pytest.fixture(autouse=True)
-def _no_debug(monkeypatch: pytest.MonkeyPatch) -> None:
-    # FLASK_DEBUG makes catch_errors print tracebacks too.
-    monkeypatch.delenv("FLASK_DEBUG", raising=False)
-
-
-def no_models(db: Any, bind_keys: list[str]) -> None:
-    """Models for an app that declares no tables at all."""
 
 
 def versions(tmp_path: Path, directory: str = "migrations") -> Path:
@@ -767,16 +757,6 @@ def test_merge_without_revisions_merges_all_heads(
 # edit
 
 
-@pytest.fixture
-def editor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """An $EDITOR that appends a marker line to the file it is given."""
-    script = tmp_path / "fake-editor.sh"
-    script.write_text('#!/bin/sh\necho "# edited-marker" >> "$1"\n')
-    script.chmod(script.stat().st_mode | stat.S_IXUSR)
-    monkeypatch.setenv("EDITOR", str(script))
-    return "# edited-marker"
-
-
 def test_edit_named_revision(ctx: Flask, editor: str) -> None:
     fma.init()
     first = fma.revision(message="one", rev_id="aaa")
@@ -883,15 +863,22 @@ def test_catch_errors_on_own_function(capsys: pytest.CaptureFixture[str]) -> Non
             raise RuntimeError("disk\nfull")
         if fail == "value":
             raise ValueError("a bug")
+        if fail == "key":
+            raise KeyError("not a user error")
         return 42
 
     assert deploy() == 42
+    assert deploy.__name__ == "deploy"
     assert deploy.__doc__ == "Deploy."
     with pytest.raises(fma.CommandFailed) as info:
         deploy("runtime")
     assert info.value.code == 1
     assert str(info.value) == "disk full"
     assert capsys.readouterr().err == "Error: disk full\n"
+    # Anything else is a bug: passed through unchanged, nothing printed.
     with pytest.raises(ValueError, match="a bug"):
         deploy("value")
+    assert capsys.readouterr().err == ""
+    with pytest.raises(KeyError, match="not a user error"):
+        deploy("key")
     assert capsys.readouterr().err == ""

@@ -1,7 +1,9 @@
 """Every shipped template, end to end, on every database.
 
 init -> migrate -> upgrade -> check -> downgrade, plus offline --sql, through
-``flask db`` (the CLI runner) with the template's own env.py.
+``flask db`` (the CLI runner) with the template's own env.py. Each template
+runs both on Flask-SQLAlchemy's ordinary engines and on async engines: the
+template names the usual pairing, not the only one that works.
 """
 
 from __future__ import annotations
@@ -68,9 +70,12 @@ def template_app(tmp_path: Path, server: Server, request: pytest.FixtureRequest)
     cleanups: list[Any] = []
 
     def build(
-        template: str,
+        template: str, is_async: bool | None = None
     ) -> tuple[Flask, dict[str | None, str], dict[str | None, sa.MetaData]]:
-        is_async = template.startswith("aioflask")
+        """``is_async``: async engines or Flask-SQLAlchemy's (default: the
+        kind the template is made for)."""
+        if is_async is None:
+            is_async = template.startswith("aioflask")
         keys: list[str | None] = [None]
         if template.endswith("-multidb"):
             keys.append("users")
@@ -111,9 +116,23 @@ def _table_for(key: str | None) -> str:
     return "user" if key is None else f"session_{key}"
 
 
+def _fill_revision(path: Path, edits: dict[str, str]) -> None:
+    """Replace the empty body of each function named in ``edits``."""
+    body = path.read_text()
+    for function, statement in edits.items():
+        stub = f"def {function}() -> None:\n    pass"
+        assert stub in body, "template changed"
+        body = body.replace(stub, f"def {function}() -> None:\n    {statement}")
+    path.write_text(body)
+
+
+@pytest.mark.parametrize("engines", ["sync", "async"])
 @pytest.mark.parametrize("template", TEMPLATES)
-def test_template_lifecycle(template: str, template_app: Any, tmp_path: Path) -> None:
-    app, urls, metadatas = template_app(template)
+def test_template_lifecycle(
+    template: str, engines: str, template_app: Any, tmp_path: Path
+) -> None:
+    # 'flask' on async engines and 'aioflask' on Flask-SQLAlchemy's included.
+    app, urls, metadatas = template_app(template, is_async=engines == "async")
     runner = app.test_cli_runner()
 
     result = runner.invoke(args=["db", "init", "-t", template])
@@ -174,7 +193,6 @@ def test_template_offline_sql(template: str, template_app: Any, tmp_path: Path) 
     )
     assert result.exit_code == 0, result.output
     revision_file = next((tmp_path / "migrations" / "versions").glob("aaa111_*.py"))
-    body = revision_file.read_text()
     create = "op.create_table('{}', sa.Column('id', sa.Integer, primary_key=True))"
     edits = {
         "upgrade": create.format("offline_main"),
@@ -186,11 +204,7 @@ def test_template_offline_sql(template: str, template_app: Any, tmp_path: Path) 
             "upgrade_users": create.format("offline_users"),
             "downgrade_users": "op.drop_table('offline_users')",
         }
-    for function, statement in edits.items():
-        stub = f"def {function}() -> None:\n    pass"
-        assert stub in body
-        body = body.replace(stub, f"def {function}() -> None:\n    {statement}")
-    revision_file.write_text(body)
+    _fill_revision(revision_file, edits)
 
     result = runner.invoke(args=["db", "upgrade", "--sql"])
     assert result.exit_code == 0, result.output
@@ -218,3 +232,55 @@ def test_template_offline_sql(template: str, template_app: Any, tmp_path: Path) 
     # Offline mode never touched the databases.
     for url in urls.values():
         assert table_names(sync_url(url)) == set()
+
+
+@pytest.mark.parametrize("template", ["flask-multidb", "aioflask-multidb"])
+def test_multidb_upgrade_is_all_or_nothing(
+    template: str, server: Server, template_app: Any, tmp_path: Path
+) -> None:
+    app, urls, _ = template_app(template)
+    urls = {key: sync_url(url) for key, url in urls.items()}
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["db", "init", "-t", template]).exit_code == 0
+    result = runner.invoke(args=["db", "revision", "--rev-id", "good"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(args=["db", "upgrade"])
+    assert result.exit_code == 0, result.output
+    before = {key: table_names(url) for key, url in urls.items()}
+    for url in urls.values():
+        assert version_rows(url) == ["good"]
+
+    # The default database's part succeeds, the users database's part fails.
+    result = runner.invoke(args=["db", "revision", "--rev-id", "half"])
+    assert result.exit_code == 0, result.output
+    _fill_revision(
+        next((tmp_path / "migrations" / "versions").glob("half_*.py")),
+        {
+            "upgrade_": "op.create_table('half_done', "
+            "sa.Column('id', sa.Integer, primary_key=True))",
+            "upgrade_users": "op.execute('SELECT * FROM no_such_table')",
+        },
+    )
+    result = runner.invoke(args=["db", "upgrade"])
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1, result.output
+    assert errors[0].startswith("Error: database error:")
+    assert "no_such_table" in errors[0]
+
+    # Neither database moved to 'half'.
+    for url in urls.values():
+        assert version_rows(url) == ["good"]
+    assert table_names(urls["users"]) == before["users"]
+    if server.backend in ("mysql", "sqlite"):
+        # MySQL and MariaDB commit implicitly before and after every DDL
+        # statement; Python's sqlite3 driver (and aiosqlite) only opens a
+        # transaction before INSERT/UPDATE/DELETE, so DDL runs in autocommit
+        # mode. Either way the CREATE TABLE cannot be rolled back (as the
+        # docs say); the version row written after it is.
+        assert table_names(urls[None]) == before[None] | {"half_done"}
+        return
+    # PostgreSQL has transactional DDL: the table created on the default
+    # database is rolled back with everything else.
+    assert table_names(urls[None]) == before[None]

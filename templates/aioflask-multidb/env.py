@@ -23,7 +23,7 @@ def run_migrations_offline() -> None:
 
 
 def run_migrations_online() -> None:
-    """Run the migrations on the app's databases, all or none."""
+    """Run the migrations on the app's databases; commit only if all succeed."""
     asyncio.run(environment.run_online_async(context, multidb=True))
 
 
