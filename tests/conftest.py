@@ -169,6 +169,18 @@ AppFactory = Callable[..., Flask]
 
 
 @pytest.fixture
+def url(sqlite_server: Server) -> str:
+    """A fresh SQLite database."""
+    return sqlite_server.new_database()
+
+
+@pytest.fixture
+def app(make_app: Callable[..., Flask], url: str) -> Flask:
+    """An app with the default models on a fresh SQLite database."""
+    return make_app(url)
+
+
+@pytest.fixture
 def make_app(tmp_path: Path) -> Iterator[AppFactory]:
     """Build a Flask app with Flask-SQLAlchemy and Migrate.
 

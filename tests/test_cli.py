@@ -17,22 +17,11 @@ from flask_migrate_alt import Config, Migrate
 
 from .conftest import (
     AppFactory,
-    Server,
     add_table_ops,
     no_models,
     table_names,
     version_rows,
 )
-
-
-@pytest.fixture
-def url(sqlite_server: Server) -> str:
-    return sqlite_server.new_database()
-
-
-@pytest.fixture
-def app(make_app: AppFactory, url: str) -> Flask:
-    return make_app(url)
 
 
 def run(app: Flask, *args: str, env: dict[str, str] | None = None) -> Result:

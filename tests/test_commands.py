@@ -23,7 +23,6 @@ import flask_migrate_alt as fma
 from .conftest import (
     REPO,
     AppFactory,
-    Server,
     add_table_ops,
     default_models,
     no_models,
@@ -33,16 +32,6 @@ from .conftest import (
 
 # --------------------------------------------------------------------------
 # helpers
-
-
-@pytest.fixture
-def url(sqlite_server: Server) -> str:
-    return sqlite_server.new_database()
-
-
-@pytest.fixture
-def app(make_app: AppFactory, url: str) -> Flask:
-    return make_app(url)
 
 
 @pytest.fixture
