@@ -6,7 +6,7 @@ import argparse
 import inspect
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -125,4 +125,51 @@ def build_config(
     else:
         cmd_opts.x = list(x_arg)
     config.cmd_opts = cmd_opts
+    _find_branch_folders(config, directory)
     return config
+
+
+def _find_branch_folders(config: Config, directory: str) -> None:
+    """Let Alembic find revisions in folders below ``versions/``.
+
+    Named branches keep their revisions in ``versions/<branch>/``; Alembic
+    looks there only with ``recursive_version_locations``, which is turned on
+    when such a folder exists and ``alembic.ini`` does not decide otherwise.
+    """
+    if config.get_main_option("recursive_version_locations") is not None:
+        return
+    versions = Path(directory) / "versions"
+    if not versions.is_dir():
+        return
+    for child in versions.iterdir():
+        if child.is_dir() and child.name != "__pycache__":
+            config.set_main_option("recursive_version_locations", "true")
+            return
+
+
+def apply_app_options(config: Config, options: Mapping[str, Any]) -> None:
+    """Apply ``app.config["ALEMBIC"]`` to ``config``.
+
+    Values override ``alembic.ini``. A dict becomes an ini section (for
+    example ``post_write_hooks``); a list or tuple (``version_locations``)
+    is joined with the operating system's path separator; anything else is
+    set as a main option.
+    """
+    for key, value in options.items():
+        if key == "script_location":
+            continue  # chooses the directory, see Migrate.init_app()
+        if isinstance(value, Mapping):
+            for option, item in value.items():
+                config.set_section_option(key, option, _ini(item))
+        elif isinstance(value, (list, tuple)):
+            config.set_main_option("path_separator", "os")
+            config.set_main_option(key, os.pathsep.join(_ini(item) for item in value))
+        else:
+            config.set_main_option(key, _ini(value))
+
+
+def _ini(value: Any) -> str:
+    # Config values are %-interpolated; keep a literal % literal.
+    return str(os.fspath(value) if isinstance(value, os.PathLike) else value).replace(
+        "%", "%%"
+    )

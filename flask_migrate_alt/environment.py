@@ -15,11 +15,11 @@ from __future__ import annotations
 import configparser
 import logging
 import sys
-from collections.abc import Sequence
-from contextlib import AsyncExitStack, ExitStack
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import AsyncExitStack, ExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from flask import current_app
 
@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     from sqlalchemy import Connection, MetaData
 
 
+T = TypeVar("T")
+
 __all__ = [
     "Database",
     "database_names",
@@ -41,6 +43,7 @@ __all__ = [
     "run_offline",
     "run_online",
     "run_online_async",
+    "run_with_connection",
     "setup_logging",
 ]
 
@@ -131,34 +134,104 @@ def setup_logging(config: Config) -> None:
 # databases
 
 
-def _require_db(migrate_state: MigrateState) -> Any:
-    if migrate_state.db is None:
+_DEFAULT_KEYS = (None, "default")  # Flask-SQLAlchemy, Flask-SQLAlchemy-Lite
+
+
+def _as_mapping(value: Any) -> dict[str | None, Any] | None:
+    """Turn one object or a dict by bind key into a dict keyed by bind key.
+
+    The default database is ``None``; Flask-SQLAlchemy-Lite's ``"default"``
+    key means the same.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        return {None: value}
+    return {
+        (None if key in _DEFAULT_KEYS else key): item for key, item in value.items()
+    }
+
+
+def _db_engines(db: Any) -> dict[str | None, Any] | None:
+    engines = getattr(db, "engines", None)
+    if not engines:
+        # Flask-SQLAlchemy-Lite apps may configure only async engines.
+        engines = getattr(db, "async_engines", None) or engines
+    if engines is None:
+        return None
+    return _as_mapping(dict(engines))
+
+
+def _engines(state: MigrateState) -> dict[str | None, Any]:
+    """Every engine the app has, by bind key (``None`` for the default)."""
+    explicit = _as_mapping(state.engines)
+    if explicit is not None:
+        return explicit
+    db = state.db
+    if db is None:
         raise MigrateNotSetUp(
-            "Migrate has no database; pass the Flask-SQLAlchemy object as "
-            "Migrate(app, db) or migrate.init_app(app, db)"
+            "Migrate has no database: pass the Flask-SQLAlchemy object as "
+            "Migrate(app, db), or engines=... and metadata=... when not using "
+            "Flask-SQLAlchemy"
         )
-    return migrate_state.db
+    found = _db_engines(db)
+    if found is not None:
+        return found
+    engine = getattr(db, "engine", None)
+    if engine is not None:
+        return {None: engine}
+    raise RuntimeError(
+        f"cannot find a database engine on {type(db).__name__}; pass "
+        "engines=... to Migrate when not using Flask-SQLAlchemy"
+    )
+
+
+def _metadatas(state: MigrateState) -> dict[str | None, MetaData]:
+    explicit = _as_mapping(state.metadatas)
+    if explicit is not None:
+        return explicit
+    db = state.db
+    metadatas = getattr(db, "metadatas", None)
+    if metadatas is not None:  # Flask-SQLAlchemy 3.x keeps one per bind
+        return dict(metadatas)
+    metadata = getattr(db, "metadata", None)
+    if isinstance(metadata, Mapping) or metadata is None:
+        raise RuntimeError(
+            "cannot find the models' MetaData; pass metadata=... to Migrate "
+            "when not using Flask-SQLAlchemy (for example "
+            "Migrate(app, db, metadata=Model.metadata))"
+        )
+    # Older Flask-SQLAlchemy: one MetaData, tables marked with their bind.
+    from sqlalchemy import MetaData
+
+    found: dict[str | None, MetaData] = {None: MetaData()}
+    for table in metadata.tables.values():
+        key = table.info.get("bind_key")
+        table.to_metadata(found.setdefault(key, MetaData()))
+    if len(found) == 1:
+        found[None] = metadata
+    return found
 
 
 def database_names() -> list[str]:
     """Return ``""`` for the default database followed by each bind key.
 
-    Bind keys come from ``SQLALCHEMY_BINDS``, or from the ``db`` object's
-    ``engines`` when the app configures its engines another way.
+    Bind keys come from the ``engines`` given to ``Migrate``, else from
+    ``SQLALCHEMY_BINDS``, else from the ``db`` object's engines.
     """
+    state = current_state()
     binds = current_app.config.get("SQLALCHEMY_BINDS")
-    if binds:
-        keys = [key for key in binds if key is not None]
+    if state.engines is None and binds:
+        keys = [key for key in binds if key not in _DEFAULT_KEYS]
     else:
-        engines = getattr(current_state().db, "engines", None)
-        keys = [key for key in (engines or {}) if key is not None]
+        keys = [key for key in _engines(state) if key is not None]
     for key in keys:
         # Revision files get an upgrade_<key>() function per bind.
         if not str(key).isidentifier():
             raise RuntimeError(
                 f"bind key {key!r} cannot be used with the multiple-database "
                 "templates: revision files name a function after each bind, so "
-                "rename it in SQLALCHEMY_BINDS to letters, digits and underscores"
+                "rename it to letters, digits and underscores"
             )
     return ["", *keys]
 
@@ -188,53 +261,23 @@ class Database:
         )
 
 
-def _engine(db: Any, bind_key: str | None) -> Any:
-    engines = getattr(db, "engines", None)
-    if engines is not None:  # Flask-SQLAlchemy 3.x
-        try:
-            return engines[bind_key]
-        except KeyError:
-            where = "the default database" if bind_key is None else repr(bind_key)
-            raise RuntimeError(
-                f"no engine for {where}; check SQLALCHEMY_DATABASE_URI and "
-                "SQLALCHEMY_BINDS in the app config"
-            ) from None
-    if bind_key is None and getattr(db, "engine", None) is not None:
-        return db.engine
-    get_engine = getattr(db, "get_engine", None)
-    if get_engine is not None:  # Flask-SQLAlchemy 2.x
-        return get_engine(bind=bind_key)
-    raise RuntimeError(
-        f"cannot find a database engine on {type(db).__name__}; pass a "
-        "Flask-SQLAlchemy object, or an object with an 'engine' attribute"
-    )
-
-
-def _metadata(db: Any, bind_key: str | None) -> MetaData | None:
-    metadatas = getattr(db, "metadatas", None)
-    if metadatas is not None:  # Flask-SQLAlchemy 3.x keeps one per bind
-        return metadatas.get(bind_key)  # type: ignore[no-any-return]
-    metadata = getattr(db, "metadata", None)
-    if metadata is None or bind_key is None:
-        return metadata
-    # Older Flask-SQLAlchemy: one MetaData, tables marked with their bind.
-    from sqlalchemy import MetaData
-
-    subset = MetaData()
-    for table in metadata.tables.values():
-        if table.info.get("bind_key") == bind_key:
-            table.to_metadata(subset)
-    return subset
-
-
 def databases(multidb: bool = False) -> list[Database]:
     """Return the default database, and with ``multidb`` every bind too."""
-    db = _require_db(current_state())
-    names = database_names() if multidb else [""]
-    return [
-        Database(name, _engine(db, name or None), _metadata(db, name or None))
-        for name in names
-    ]
+    state = current_state()
+    engines = _engines(state)
+    metadatas = _metadatas(state)
+    found = []
+    for name in database_names() if multidb else [""]:
+        key = name or None
+        if key not in engines:
+            where = "the default database" if key is None else f"bind {key!r}"
+            raise RuntimeError(
+                f"no engine for {where}; check SQLALCHEMY_DATABASE_URI and "
+                "SQLALCHEMY_BINDS in the app config, or the engines given to "
+                "Migrate"
+            )
+        found.append(Database(name, engines[key], metadatas.get(key)))
+    return found
 
 
 # --------------------------------------------------------------------------
@@ -378,6 +421,40 @@ def _run_sync(
         _run_on_connections(context, dbs, connections, multidb, env_kwargs)
 
 
+def run_with_connection(db: Database, fn: Callable[[Connection], T]) -> T:
+    """Return ``fn(connection)`` for an open, synchronous connection to ``db``.
+
+    For an async engine the call runs inside ``AsyncConnection.run_sync()``
+    on a new event loop.
+    """
+    if not db.is_async:
+        with db.engine.connect() as connection:
+            return fn(connection)
+    import asyncio
+
+    _refuse_running_loop()
+
+    async def run() -> T:
+        async with _fresh_pool(db.engine):
+            async with db.engine.connect() as connection:
+                return await connection.run_sync(fn)  # type: ignore[no-any-return]
+
+    return asyncio.run(run())
+
+
+@asynccontextmanager
+async def _fresh_pool(engine: Any) -> AsyncIterator[None]:
+    # Pooled async connections belong to the event loop that opened them,
+    # and every command runs on a new loop. Start from an empty pool without
+    # closing connections of another loop (that would fail), and close ours
+    # before this loop ends.
+    await engine.dispose(close=False)
+    try:
+        yield
+    finally:
+        await engine.dispose()
+
+
 def _refuse_running_loop() -> None:
     import asyncio
 
@@ -428,15 +505,9 @@ async def run_online_async(
         # An aioflask env.py on an app with ordinary engines still works.
         _run_sync(context, dbs, multidb, configure_args)
         return
-    # Pooled async connections belong to the event loop that opened them,
-    # and every command runs on a new loop. Start from an empty pool without
-    # closing connections of another loop (that would fail), and close ours
-    # before this loop ends.
-    for engine in async_engines:
-        await engine.dispose(close=False)
     async with AsyncExitStack() as stack:
         for engine in async_engines:
-            stack.push_async_callback(engine.dispose)
+            await stack.enter_async_context(_fresh_pool(engine))
         opened: list[Any] = []
         for db in dbs:
             if db.is_async:

@@ -7,7 +7,7 @@ request worker start, so this module imports neither Alembic nor SQLAlchemy.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -42,16 +42,29 @@ class MigrateState:
         self.directory = directory
         #: Keyword arguments for Alembic's ``context.configure()``.
         self.configure_args = configure_args
+        #: ``metadata=`` and ``engines=`` given to ``Migrate`` (or ``None``).
+        self.metadatas: MetaData | Mapping[str | None, MetaData] | None = (
+            migrate.metadata
+        )
+        self.engines: Any = migrate.engines
 
     @property
     def metadata(self) -> MetaData:
-        """The database's ``MetaData``.
+        """The default database's ``MetaData``.
 
         Releases of Flask-Migrate before 2.0 stored the ``db`` itself in
         ``app.extensions["migrate"]``, and env.py files of that time read
         ``.metadata`` from it.
         """
-        return self.db.metadata  # type: ignore[no-any-return]
+        explicit = self.metadatas
+        if explicit is None:
+            return self.db.metadata  # type: ignore[no-any-return]
+        if isinstance(explicit, Mapping):
+            found = explicit.get(None, explicit.get("default"))
+            if found is None:
+                raise RuntimeError("metadata=... has no entry for the default database")
+            return found
+        return explicit
 
 
 def _directory(value: str | os.PathLike[str]) -> str:
@@ -71,9 +84,17 @@ class Migrate:
     :param compare_type: let autogenerate detect column type changes.
     :param render_as_batch: write ``batch_alter_table`` operations, which
         SQLite needs to alter tables and other databases accept.
+    :param metadata: the models' ``MetaData``, or a dict from bind key
+        (``None`` or ``"default"`` for the default database) to ``MetaData``.
+        Needed with Flask-SQLAlchemy-Lite or plain SQLAlchemy; Flask-SQLAlchemy
+        provides it.
+    :param engines: an ``Engine`` (or ``AsyncEngine``), or a dict from bind
+        key to engine, for apps without a Flask SQLAlchemy extension.
+    :param rev_id: a function returning the id of each new revision when
+        ``--rev-id`` is not given (for example a timestamp).
     :param kwargs: further keyword arguments for Alembic's
         ``context.configure()``, such as ``include_object`` or
-        ``version_table``.
+        ``version_table``. ``app.config["ALEMBIC_CONTEXT"]`` overrides them.
     """
 
     def __init__(
@@ -84,17 +105,24 @@ class Migrate:
         command: str | None = "db",
         compare_type: bool = True,
         render_as_batch: bool = True,
+        *,
+        metadata: MetaData | Mapping[str | None, MetaData] | None = None,
+        engines: Any = None,
+        rev_id: Callable[[], str] | None = None,
         **kwargs: Any,
     ) -> None:
         self.configure_callbacks: list[ConfigureCallback] = []
         self.db = db
+        self.metadata = metadata
+        self.engines = engines
+        self.rev_id = rev_id
         self.command = command
         self.directory = _directory(directory)
         self.alembic_ctx_kwargs: dict[str, Any] = dict(kwargs)
         self.alembic_ctx_kwargs["compare_type"] = compare_type
         self.alembic_ctx_kwargs["render_as_batch"] = render_as_batch
         if app is not None:
-            self.init_app(app, db)
+            self.init_app(app)
 
     def init_app(
         self,
@@ -104,6 +132,10 @@ class Migrate:
         command: str | None = None,
         compare_type: bool | None = None,
         render_as_batch: bool | None = None,
+        *,
+        metadata: MetaData | Mapping[str | None, MetaData] | None = None,
+        engines: Any = None,
+        rev_id: Callable[[], str] | None = None,
         **kwargs: Any,
     ) -> None:
         """Register the extension on ``app``.
@@ -113,6 +145,12 @@ class Migrate:
         """
         if db is not None:
             self.db = db
+        if metadata is not None:
+            self.metadata = metadata
+        if engines is not None:
+            self.engines = engines
+        if rev_id is not None:
+            self.rev_id = rev_id
         if directory is not None:
             self.directory = _directory(directory)
         if command is not None:
@@ -123,10 +161,16 @@ class Migrate:
         if render_as_batch is not None:
             self.alembic_ctx_kwargs["render_as_batch"] = render_as_batch
 
+        # app.config["ALEMBIC"]["script_location"] (Flask-Alembic's setting)
+        # picks this app's directory over the one given to Migrate.
+        app_directory = (app.config.get("ALEMBIC") or {}).get("script_location")
         # Each app gets its own copy, so that one Migrate object shared by
         # several apps (an app factory called twice) keeps them apart.
         app.extensions["migrate"] = MigrateState(
-            self, self.db, self.directory, dict(self.alembic_ctx_kwargs)
+            self,
+            self.db,
+            _directory(app_directory) if app_directory else self.directory,
+            dict(self.alembic_ctx_kwargs),
         )
         if self.command:
             from .cli import db as db_group
@@ -162,11 +206,15 @@ class Migrate:
         :param opts: names of command-line flags to set on
             ``config.cmd_opts`` (for example ``["autogenerate"]``).
         """
-        from .config import build_config
+        from flask import current_app, has_app_context
+
+        from .config import apply_app_options, build_config
 
         if directory is None:
             directory = self.directory
         config = build_config(_directory(directory), x_arg=x_arg, opts=opts)
+        if has_app_context():
+            apply_app_options(config, current_app.config.get("ALEMBIC") or {})
         return self.call_configure_callbacks(config)
 
 
