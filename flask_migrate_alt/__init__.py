@@ -31,6 +31,15 @@ from .commands import (
 )
 from .errors import CommandFailed, MigrateNotSetUp, catch_errors, log
 from .extension import Migrate
+from .inspection import (
+    compare_metadata,
+    migration_context,
+    needs_revision,
+    needs_upgrade,
+    operations,
+    produce_migrations,
+    script_directory,
+)
 
 if TYPE_CHECKING:
     from .config import Config
@@ -48,6 +57,7 @@ __all__ = [
     "branches",
     "catch_errors",
     "check",
+    "compare_metadata",
     "current",
     "downgrade",
     "edit",
@@ -58,7 +68,13 @@ __all__ = [
     "log",
     "merge",
     "migrate",
+    "migration_context",
+    "needs_revision",
+    "needs_upgrade",
+    "operations",
+    "produce_migrations",
     "revision",
+    "script_directory",
     "show",
     "stamp",
     "upgrade",

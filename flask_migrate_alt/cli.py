@@ -112,6 +112,12 @@ def _new_revision_options(f: F) -> F:
                 help="Folder to put the new revision file in.",
             ),
             _rev_id,
+            click.option(
+                "--branch",
+                default=None,
+                help="Add the revision to this independent branch "
+                "(created in versions/BRANCH/ the first time).",
+            ),
         ]
     ):
         f = option(f)
@@ -274,10 +280,17 @@ def branches(shared: DbOptions, verbose: bool) -> None:
 
 @db.command()
 @_verbose
+@click.option(
+    "--check-heads",
+    is_flag=True,
+    help="Exit with status 1 if a database is not at all head revisions.",
+)
 @click.pass_obj
-def current(shared: DbOptions, verbose: bool) -> None:
+def current(shared: DbOptions, verbose: bool, check_heads: bool) -> None:
     """Show the current revision of each database."""
-    commands.current(shared.directory, verbose=verbose, x_arg=shared.x_arg)
+    commands.current(
+        shared.directory, verbose=verbose, check_heads=check_heads, x_arg=shared.x_arg
+    )
 
 
 @db.command()

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-from .errors import catch_errors
+from .errors import catch_errors, log
 from .extension import current_state
 from .inspection import is_multidb
 
@@ -230,12 +230,20 @@ def revision(
     version_path: str | None = None,
     rev_id: str | None = None,
     *,
+    branch: str | None = None,
     x_arg: XArg = None,
 ) -> Script | list[Script | None] | None:
     """Create a new revision file; return the new ``Script``.
 
     With ``autogenerate``, the file is filled in by comparing the models
     with the database, and ``None`` is returned when nothing changed.
+
+    :param branch: add the revision to the independent branch of that name,
+        kept in ``versions/<branch>/``. The first time, this creates the
+        branch's empty base revision (labelled ``branch``); afterwards the
+        revision goes on top of ``<branch>@head``.
+    :param rev_id: the new revision's id; by default the ``rev_id``
+        function given to ``Migrate``, else a random one.
     """
     return _new_revision(
         directory,
@@ -248,6 +256,7 @@ def revision(
         version_path=version_path,
         rev_id=rev_id,
         x_arg=x_arg,
+        branch=branch,
     )
 
 
@@ -257,6 +266,7 @@ def _new_revision(
     *,
     autogenerate: bool,
     x_arg: XArg,
+    branch: str | None,
     **options: Any,
 ) -> Script | list[Script | None] | None:
     """What ``revision`` and ``migrate`` share."""
@@ -264,9 +274,35 @@ def _new_revision(
 
     opts = ["autogenerate"] if autogenerate else None
     config = _config(directory, x_arg=x_arg, opts=opts)
+    if options.get("rev_id") is None:
+        factory = current_state().migrate.rev_id
+        options["rev_id"] = factory() if factory is not None else None
+    if branch is not None:
+        if not _branch_exists(config, branch):
+            # The base of a new branch starts empty: autogenerate would put
+            # every difference of every branch into it.
+            versions = Path(_script(config).dir, "versions") / branch
+            versions.mkdir(parents=True, exist_ok=True)
+            config = _config(directory, x_arg=x_arg)
+            log.info("Starting branch %r in %s", branch, versions)
+            return command.revision(
+                config,
+                message or f"start {branch} branch",
+                head="base",
+                branch_label=branch,
+                version_path=str(versions),
+                rev_id=options["rev_id"],
+                sql=options.get("sql", False),
+            )
+        options["head"] = f"{branch}@head"
+        options["version_path"] = str(Path(_script(config).dir, "versions") / branch)
     scripts = command.revision(config, message, autogenerate=autogenerate, **options)
     # Alembic returns [] when autogenerate found nothing to write.
     return scripts or None
+
+
+def _branch_exists(config: Config, branch: str) -> bool:
+    return any(branch in sc.branch_labels for sc in _script(config).walk_revisions())
 
 
 @catch_errors
@@ -281,8 +317,14 @@ def migrate(
     version_path: str | None = None,
     rev_id: str | None = None,
     x_arg: XArg = None,
+    *,
+    branch: str | None = None,
 ) -> Script | list[Script | None] | None:
-    """Autogenerate a revision from the model changes (``revision --autogenerate``)."""
+    """Autogenerate a revision from the model changes (``revision --autogenerate``).
+
+    Returns the new ``Script``, or ``None`` when nothing changed. ``branch``
+    works as for :func:`revision`.
+    """
     return _new_revision(
         directory,
         message,
@@ -294,6 +336,7 @@ def migrate(
         version_path=version_path,
         rev_id=rev_id,
         x_arg=x_arg,
+        branch=branch,
     )
 
 
@@ -338,6 +381,8 @@ def merge(
                 "name the revisions to merge, as in 'flask db merge REV1 REV2'"
             )
         revisions = "heads"
+    if rev_id is None and current_state().migrate.rev_id is not None:
+        rev_id = current_state().migrate.rev_id()  # type: ignore[misc]
     return command.merge(
         config,
         revisions,

@@ -130,21 +130,31 @@ def build_config(
 
 
 def _find_branch_folders(config: Config, directory: str) -> None:
-    """Let Alembic find revisions in folders below ``versions/``.
+    """Make the folders of named branches (``versions/<branch>/``) version locations.
 
-    Named branches keep their revisions in ``versions/<branch>/``; Alembic
-    looks there only with ``recursive_version_locations``, which is turned on
-    when such a folder exists and ``alembic.ini`` does not decide otherwise.
+    Alembic only finds revisions in its version locations, and puts a new
+    revision in a folder only if that folder is one. Unless ``alembic.ini``
+    lists its own ``version_locations``, every folder below ``versions/`` is
+    added to the default one, so that creating a branch needs no editing.
     """
-    if config.get_main_option("recursive_version_locations") is not None:
+    if config.get_main_option("version_locations") is not None:
         return
     versions = Path(directory) / "versions"
     if not versions.is_dir():
         return
-    for child in versions.iterdir():
-        if child.is_dir() and child.name != "__pycache__":
-            config.set_main_option("recursive_version_locations", "true")
-            return
+    folders = sorted(
+        child
+        for child in versions.iterdir()
+        if child.is_dir() and child.name != "__pycache__"
+    )
+    if folders:
+        config.set_main_option("path_separator", "os")
+        config.set_main_option(
+            "version_locations",
+            os.pathsep.join(
+                str(path).replace("%", "%%") for path in [versions, *folders]
+            ),
+        )
 
 
 def apply_app_options(config: Config, options: Mapping[str, Any]) -> None:
