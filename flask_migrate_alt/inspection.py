@@ -106,7 +106,9 @@ def script_directory(
 
     from .commands import _config
 
-    return ScriptDirectory.from_config(_config(directory))
+    # _directory() first: a missing repository is a FileNotFoundError here,
+    # as for the other quiet helpers, not the commands' RuntimeError.
+    return ScriptDirectory.from_config(_config(_directory(directory)))
 
 
 def needs_upgrade(directory: str | os.PathLike[str] | None = None) -> bool:

@@ -136,3 +136,134 @@ def test_cli_page_covers_every_command_and_option() -> None:
             if not set(param.opts) & (programs[program] | shared):
                 missing.append(f"{program} {'/'.join(param.opts)}")
     assert not missing, f"docs/cli.rst does not describe {missing}"
+
+
+def test_python_api_page_covers_every_function() -> None:
+    import inspect
+
+    import flask_migrate_alt
+
+    page = (DOCS / "python-api.rst").read_text(encoding="utf-8")
+    functions = [
+        name
+        for name in flask_migrate_alt.__all__
+        if inspect.isfunction(getattr(flask_migrate_alt, name))
+        and name != "catch_errors"
+    ]
+    missing = [
+        name for name in functions if f":func:`~flask_migrate_alt.{name}`" not in page
+    ]
+    assert not missing, f"docs/python-api.rst does not mention {missing}"
+
+
+# The public surface of Flask-Alembic 3.3, which docs/flask-alembic.rst maps
+# to ours: methods and properties of its Alembic class, constructor and
+# revision() parameters, config keys, and flask db commands.
+FLASK_ALEMBIC_METHODS = [
+    "init_app",
+    "rev_id",
+    "config",
+    "script_directory",
+    "environment_context",
+    "migration_contexts",
+    "migration_context",
+    "ops",
+    "op",
+    "run_migrations",
+    "mkdir",
+    "current",
+    "needs_upgrade",
+    "heads",
+    "branches",
+    "log",
+    "stamp",
+    "upgrade",
+    "downgrade",
+    "revision",
+    "merge",
+    "produce_migrations",
+    "needs_revision",
+    "compare_metadata",
+]
+FLASK_ALEMBIC_PARAMETERS = [
+    "metadatas",
+    "engines",
+    "command_name",
+    "run_mkdir",
+    "empty",
+    "branch",
+    "parent",
+    "splice",
+    "depend",
+    "label",
+    "path",
+]
+FLASK_ALEMBIC_CONFIG = [
+    "ALEMBIC",
+    "ALEMBIC_CONTEXT",
+    "script_location",
+    "version_locations",
+    "path_separator",
+]
+FLASK_ALEMBIC_COMMANDS = [
+    "mkdir",
+    "current",
+    "heads",
+    "branches",
+    "log",
+    "show",
+    "check",
+    "stamp",
+    "upgrade",
+    "downgrade",
+    "revision",
+    "merge",
+]
+
+
+def _in_literal(name: str, text: str) -> bool:
+    """Tell whether ``name`` appears as a word inside a ``literal``."""
+    import re
+
+    return re.search(rf"``[^`]*\b{re.escape(name)}\b[^`]*``", text) is not None
+
+
+def test_flask_alembic_page_maps_every_feature() -> None:
+    page = (DOCS / "flask-alembic.rst").read_text(encoding="utf-8")
+    missing = [
+        name
+        for name in FLASK_ALEMBIC_METHODS + FLASK_ALEMBIC_PARAMETERS
+        if not _in_literal(name, page)
+    ]
+    missing += [
+        f'config["{key}"]' for key in FLASK_ALEMBIC_CONFIG if not _in_literal(key, page)
+    ]
+    missing += [
+        f"flask db {name}"
+        for name in FLASK_ALEMBIC_COMMANDS
+        if f"flask db {name}" not in page
+    ]
+    assert not missing, f"docs/flask-alembic.rst does not map {missing}"
+
+
+def test_flask_alembic_list_matches_the_installed_release() -> None:
+    # Only a check when Flask-Alembic 3.3 happens to be installed (it is not
+    # a test dependency): the lists above must be its whole public surface.
+    if importlib.util.find_spec("flask_alembic") is None:
+        return
+    from importlib.metadata import version
+
+    if not version("Flask-Alembic").startswith("3.3."):
+        return
+    import inspect
+
+    from flask_alembic import Alembic
+    from flask_alembic.cli import cli
+
+    public = {name for name in vars(Alembic) if not name.startswith("_")}
+    assert public == set(FLASK_ALEMBIC_METHODS)
+    parameters = set(inspect.signature(Alembic).parameters) - {"app"}
+    parameters |= set(inspect.signature(Alembic.revision).parameters)
+    parameters -= {"self", "message"}
+    assert parameters == set(FLASK_ALEMBIC_PARAMETERS)
+    assert set(cli.commands) == set(FLASK_ALEMBIC_COMMANDS)
