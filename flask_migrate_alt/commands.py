@@ -239,9 +239,10 @@ def revision(
     with the database, and ``None`` is returned when nothing changed.
 
     :param branch: add the revision to the independent branch of that name,
-        kept in ``versions/<branch>/``. The first time, this creates the
-        branch's empty base revision (labelled ``branch``); afterwards the
-        revision goes on top of ``<branch>@head``.
+        kept in ``versions/<branch>/``. The first time, this writes only the
+        branch's empty base revision (labelled ``branch``, with ``message``
+        or "start <branch> branch"), even with ``autogenerate``; afterwards
+        the revision goes on top of ``<branch>@head``.
     :param rev_id: the new revision's id; by default the ``rev_id``
         function given to ``Migrate``, else a random one.
     """
@@ -278,12 +279,21 @@ def _new_revision(
         factory = current_state().migrate.rev_id
         options["rev_id"] = factory() if factory is not None else None
     if branch is not None:
+        versions = Path(_script(config).dir, "versions", branch).absolute()
         if not _branch_exists(config, branch):
             # The base of a new branch starts empty: autogenerate would put
             # every difference of every branch into it.
-            versions = Path(_script(config).dir, "versions") / branch
+            created = not versions.exists()
             versions.mkdir(parents=True, exist_ok=True)
             config = _config(directory, x_arg=x_arg)
+            if not _is_version_location(config, versions):
+                if created:
+                    versions.rmdir()
+                raise RuntimeError(
+                    f"cannot start branch {branch!r}: {versions} is not a version "
+                    "location because version_locations is set in alembic.ini or "
+                    "app.config['ALEMBIC']; add it there"
+                )
             log.info("Starting branch %r in %s", branch, versions)
             return command.revision(
                 config,
@@ -295,10 +305,15 @@ def _new_revision(
                 sql=options.get("sql", False),
             )
         options["head"] = f"{branch}@head"
-        options["version_path"] = str(Path(_script(config).dir, "versions") / branch)
+        options["version_path"] = str(versions)
     scripts = command.revision(config, message, autogenerate=autogenerate, **options)
     # Alembic returns [] when autogenerate found nothing to write.
     return scripts or None
+
+
+def _is_version_location(config: Config, folder: Path) -> bool:
+    locations = _script(config).version_locations
+    return any(Path(location).absolute() == folder for location in locations)
 
 
 def _branch_exists(config: Config, branch: str) -> bool:
@@ -623,7 +638,8 @@ def stamp(
     """Set the version table to ``revision`` without running migrations.
 
     Returns the revision ids now current (for ``--sql``, the ones the SQL
-    sets).
+    sets); with several databases, those of the default database, since
+    every database is stamped alike.
 
     :param purge: delete all entries of the version table first, for
         example after deleting revision files the database still names.

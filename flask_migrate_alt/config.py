@@ -168,7 +168,9 @@ def apply_app_options(config: Config, options: Mapping[str, Any]) -> None:
     for key, value in options.items():
         if key == "script_location":
             continue  # chooses the directory, see Migrate.init_app()
-        if isinstance(value, Mapping):
+        if key == "version_locations":
+            _add_version_locations(config, value)
+        elif isinstance(value, Mapping):
             for option, item in value.items():
                 config.set_section_option(key, option, _ini(item))
         elif isinstance(value, (list, tuple)):
@@ -178,8 +180,46 @@ def apply_app_options(config: Config, options: Mapping[str, Any]) -> None:
             config.set_main_option(key, _ini(value))
 
 
-def _ini(value: Any) -> str:
-    # Config values are %-interpolated; keep a literal % literal.
-    return str(os.fspath(value) if isinstance(value, os.PathLike) else value).replace(
-        "%", "%%"
+_SEPARATORS = {"os": os.pathsep, "space": " ", "newline": "\n", ";": ";", ":": ":"}
+
+
+def _add_version_locations(config: Config, value: Any) -> None:
+    """Add folders to the version locations instead of replacing them.
+
+    The repository's own ``versions/`` folder (and its branch folders) stay
+    locations, as in Flask-Alembic; its ``(name, path)`` pairs are accepted
+    and the name is ignored.
+    """
+    items = [value] if isinstance(value, (str, os.PathLike)) else list(value)
+    extra = [
+        os.fspath(item[-1] if isinstance(item, (list, tuple)) else item)
+        for item in items
+    ]
+    current = config.get_main_option("version_locations")
+    if current is None:
+        script_location = config.get_main_option("script_location") or "."
+        existing = [os.path.join(script_location, "versions")]
+    else:
+        separator = _SEPARATORS.get(config.get_main_option("path_separator") or "")
+        if separator is None:  # Alembic's legacy splitting
+            existing = current.replace(",", " ").split()
+        else:
+            existing = [part for part in current.split(separator) if part]
+    unique: dict[str, str] = {}
+    for item in [*existing, *extra]:
+        unique.setdefault(os.path.abspath(item), item)
+    config.set_main_option("path_separator", "os")
+    config.set_main_option(
+        "version_locations", os.pathsep.join(_ini(item) for item in unique.values())
     )
+
+
+def _ini(value: Any) -> str:
+    """Write ``value`` for Alembic's %-interpolated config.
+
+    A value that already doubles its ``%`` (as alembic.ini and Flask-Alembic
+    need, ``"%%(rev)s"``) is taken as written; otherwise every ``%`` is
+    doubled so that ``"%(rev)s"`` works too.
+    """
+    text = str(os.fspath(value) if isinstance(value, os.PathLike) else value)
+    return text if "%%" in text else text.replace("%", "%%")

@@ -475,7 +475,8 @@ def run_online(
     """Run the migrations on the app's database(s).
 
     ``configure_args`` are passed to ``context.configure()`` and win over
-    the keyword arguments given to ``Migrate``. Async engines are detected
+    ``app.config["ALEMBIC_CONTEXT"]``, which wins over the keyword arguments
+    given to ``Migrate``. Async engines are detected
     and run on a fresh event loop.
     """
     dbs = databases(multidb)

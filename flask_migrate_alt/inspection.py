@@ -127,9 +127,11 @@ def compare_metadata(
 ) -> list[Any] | dict[str | None, list[Any]]:
     """Return Alembic's list of differences between the models and the database.
 
-    The same comparison ``flask db migrate`` makes, with the same options
-    (``compare_type``, ``include_object``, ...). An empty list means the
-    database matches the models.
+    The comparison ``flask db migrate`` makes, with the options given to
+    ``Migrate`` and ``app.config["ALEMBIC_CONTEXT"]`` (``compare_type``,
+    ``include_object``, ...); options passed only in ``env.py`` are not
+    seen, since env.py is not run. An empty list means the database matches
+    the models.
     """
     from alembic.autogenerate import compare_metadata as compare
 
@@ -170,11 +172,13 @@ def _sync_database(bind: str | None) -> Database:
     from .environment import Database, databases
 
     key = bind or None
-    for db in databases(multidb=key is not None):
+    found = databases(multidb=key is not None)
+    for db in found:
         if db.bind_key == key:
             break
-    else:  # pragma: no cover - databases() raises first
-        raise KeyError(bind)
+    else:
+        known = ", ".join(repr(d.bind_key) for d in found)
+        raise LookupError(f"no database with bind key {bind!r}; the app has {known}")
     if db.is_async:
         raise TypeError(
             f"the engine of {'the default database' if key is None else repr(key)} "
@@ -191,6 +195,10 @@ def migration_context(bind: str | None = None) -> Iterator[MigrationContext]:
 
     The connection runs in a transaction that is committed when the block
     ends normally, rolled back if it raises, and closed in both cases.
+
+    :raises TypeError: the engine is async; use the commands or the other
+        helpers, which handle async engines.
+    :raises LookupError: the app has no database with that bind key.
     """
     db = _sync_database(bind)
     with db.engine.begin() as connection:
