@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from .errors import catch_errors, log
 from .extension import current_state
-from .inspection import is_multidb
+from .inspection import is_multidb, repository
 
 if TYPE_CHECKING:
     from alembic.runtime.migration import MigrationContext
@@ -65,14 +65,8 @@ def _config(
     here, through ``Migrate.get_config`` so that subclasses overriding it
     and ``@migrate.configure`` callbacks are honoured.
     """
-    state = current_state()
-    path = os.fspath(directory) if directory is not None else state.directory
-    if not os.path.isdir(path):
-        raise RuntimeError(
-            f"migration directory {path!r} not found; run 'flask db init' to "
-            "create it, or point to it with -d/--directory"
-        )
-    return state.migrate.get_config(path, x_arg=x_arg, opts=opts)
+    path = repository(directory)
+    return current_state().migrate.get_config(path, x_arg=x_arg, opts=opts)
 
 
 def _restores_configure_args(f: Callable[P, R]) -> Callable[P, R]:

@@ -42,13 +42,17 @@ __all__ = [
 T = TypeVar("T")
 
 
-def _directory(directory: str | os.PathLike[str] | None) -> str:
+def repository(directory: str | os.PathLike[str] | None) -> str:
+    """Return the migration repository's path (default: the app's directory).
+
+    :raises FileNotFoundError: it does not exist.
+    """
     state = current_state()
     path = os.fspath(directory) if directory is not None else state.directory
     if not os.path.isdir(path):
         raise FileNotFoundError(
             f"migration directory {path!r} not found; run 'flask db init' to "
-            "create it, or pass directory=..."
+            "create it, or point to it with -d/--directory (directory=...)"
         )
     return path
 
@@ -87,7 +91,7 @@ def _each_database(
     """Run ``fn`` on a MigrationContext of each database of the repository."""
     from .environment import databases, run_with_connection
 
-    multidb = is_multidb(_directory(directory))
+    multidb = is_multidb(repository(directory))
     results: dict[str | None, T] = {}
     for db in databases(multidb):
 
@@ -106,9 +110,7 @@ def script_directory(
 
     from .commands import _config
 
-    # _directory() first: a missing repository is a FileNotFoundError here,
-    # as for the other quiet helpers, not the commands' RuntimeError.
-    return ScriptDirectory.from_config(_config(_directory(directory)))
+    return ScriptDirectory.from_config(_config(directory))
 
 
 def needs_upgrade(directory: str | os.PathLike[str] | None = None) -> bool:

@@ -262,13 +262,20 @@ def no_models(db: Any, bind_keys: list[str]) -> None:
     """Models for an app that declares no tables at all."""
 
 
-def default_models(db: Any, bind_keys: list[str], name_length: int = 128) -> None:
-    """One ``user`` table on the default database and a ``session_<key>`` per bind."""
+def default_models(
+    db: Any, bind_keys: list[str], name_length: int = 128, email: bool = False
+) -> None:
+    """One ``user`` table on the default database and a ``session_<key>`` per bind.
+
+    ``email`` adds an ``email`` column to ``user``, as a model change.
+    """
 
     class User(db.Model):  # type: ignore[name-defined]
         __tablename__ = "user"
         id = db.Column(db.Integer, primary_key=True)
         name = db.Column(db.String(name_length))
+        if email:
+            email_address = db.Column("email", db.String(120))
 
     for key in bind_keys:
         type(

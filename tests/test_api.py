@@ -27,6 +27,7 @@ from .conftest import (
     AppFactory,
     Server,
     add_table_ops,
+    default_models,
     table_names,
     version_rows,
 )
@@ -55,24 +56,7 @@ def assert_silent(capsys: pytest.CaptureFixture[str]) -> None:
 
 def models_with_email(db: Any, bind_keys: list[str]) -> None:
     """The default models, with an ``email`` column added to ``user``."""
-
-    class User(db.Model):  # type: ignore[name-defined]
-        __tablename__ = "user"
-        id = db.Column(db.Integer, primary_key=True)
-        name = db.Column(db.String(128))
-        email = db.Column(db.String(120))
-
-    for key in bind_keys:
-        type(
-            f"Session_{key}",
-            (db.Model,),
-            {
-                "__tablename__": f"session_{key}",
-                "__bind_key__": key,
-                "id": db.Column(db.Integer, primary_key=True),
-                "token": db.Column(db.String(64)),
-            },
-        )
+    default_models(db, bind_keys, email=True)
 
 
 def cli(app: Flask, *args: str) -> str:
