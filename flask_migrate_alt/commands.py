@@ -225,6 +225,7 @@ def revision(
     rev_id: str | None = None,
     *,
     branch: str | None = None,
+    depends_on: str | list[str] | None = None,
     x_arg: XArg = None,
 ) -> Script | list[Script | None] | None:
     """Create a new revision file; return the new ``Script``.
@@ -237,6 +238,8 @@ def revision(
         branch's empty base revision (labelled ``branch``, with ``message``
         or "start <branch> branch"), even with ``autogenerate``; afterwards
         the revision goes on top of ``<branch>@head``.
+    :param depends_on: revisions the new one depends on without being
+        their child (Alembic's ``depends_on``).
     :param rev_id: the new revision's id; by default the ``rev_id``
         function given to ``Migrate``, else a random one.
     """
@@ -252,6 +255,7 @@ def revision(
         rev_id=rev_id,
         x_arg=x_arg,
         branch=branch,
+        depends_on=depends_on,
     )
 
 
@@ -328,6 +332,7 @@ def migrate(
     x_arg: XArg = None,
     *,
     branch: str | None = None,
+    depends_on: str | list[str] | None = None,
 ) -> Script | list[Script | None] | None:
     """Autogenerate a revision from the model changes (``revision --autogenerate``).
 
@@ -346,6 +351,7 @@ def migrate(
         rev_id=rev_id,
         x_arg=x_arg,
         branch=branch,
+        depends_on=depends_on,
     )
 
 

@@ -886,3 +886,19 @@ def test_rev_id_factory(make_app: AppFactory, url: str, tmp_path: Path) -> None:
         branch = fma.revision(branch="billing")
         assert isinstance(branch, Script)
         assert branch.revision == "20240101000009"
+
+
+def test_revision_depends_on(app: Flask) -> None:
+    run(app, "init")
+    with app.app_context():
+        fma.revision(message="one", rev_id="d1")
+        other = fma.revision(
+            message="other", rev_id="o1", head="base", branch_label="x"
+        )
+        assert isinstance(other, Script)
+        script = fma.revision(message="two", rev_id="d2", head="d1", depends_on="o1")
+        assert isinstance(script, Script)
+        assert script.down_revision == "d1"
+        assert script.dependencies == "o1"
+        # Upgrading to d2 must bring its dependency along.
+        assert set(fma.upgrade(revision="d2")) == {"d1", "o1", "d2"}
