@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
@@ -115,6 +115,47 @@ def _recorded_steps() -> Iterator[list[Any]]:
         lambda ctx, step, heads, run_args: steps.append(step),
     ]
     yield steps
+
+
+@contextmanager
+def _guarded(directory: str | os.PathLike[str] | None) -> Iterator[None]:
+    """Hold the migration lock and the session timeouts while changing the schema."""
+    from .environment import databases
+    from .inspection import context_options
+    from .locking import lock_settings, migration_lock, session_settings
+
+    migrate = current_state().migrate
+    enabled, timeout = lock_settings(migrate.lock, migrate.lock_timeout)
+    timeouts = {
+        name: value
+        for name, value in (
+            ("table_lock_timeout", migrate.table_lock_timeout),
+            ("statement_timeout", migrate.statement_timeout),
+        )
+        if value is not None
+    }
+    if not enabled and not timeouts:
+        yield
+        return
+    try:
+        dbs = databases(is_multidb(repository(directory)))
+    except RuntimeError as exc:
+        # A custom env.py may find its engine in ways this package can't see.
+        log.warning("migrating without the migration lock: %s", exc)
+        yield
+        return
+    version_table = str(context_options().get("version_table") or "alembic_version")
+    with ExitStack() as stack:
+        if enabled:
+            stack.enter_context(migration_lock(dbs, timeout, version_table))
+        if timeouts:
+            stack.enter_context(session_settings(dbs, timeouts))
+        yield
+
+
+def _report_nothing_to_do(config: Config, revision: str, steps: list[Any]) -> None:
+    if not steps:
+        config.print_stdout(f"Nothing to do: the database is already at {revision}.")
 
 
 def _revision_ids(steps: list[Any]) -> list[str]:
@@ -427,8 +468,14 @@ def upgrade(
     if revision == 0:
         return []
     config = _config(directory, x_arg=x_arg)
+    target = _steps(revision, "up")
     with _recorded_steps() as steps:
-        command.upgrade(config, _steps(revision, "up"), sql=sql, tag=tag)
+        if sql:
+            command.upgrade(config, target, sql=sql, tag=tag)
+        else:
+            with _guarded(directory):
+                command.upgrade(config, target, sql=sql, tag=tag)
+            _report_nothing_to_do(config, target, steps)
     return _revision_ids(steps)
 
 
@@ -457,7 +504,12 @@ def downgrade(
         target = "head:-1"
     config = _config(directory, x_arg=x_arg)
     with _recorded_steps() as steps:
-        command.downgrade(config, target, sql=sql, tag=tag)
+        if sql:
+            command.downgrade(config, target, sql=sql, tag=tag)
+        else:
+            with _guarded(directory):
+                command.downgrade(config, target, sql=sql, tag=tag)
+            _report_nothing_to_do(config, target, steps)
     return _revision_ids(steps)
 
 
@@ -647,9 +699,11 @@ def stamp(
     from alembic import command
 
     config = _config(directory, x_arg=x_arg)
-    command.stamp(config, revision, sql=sql, tag=tag, purge=purge)
     if not sql:
+        with _guarded(directory):
+            command.stamp(config, revision, sql=sql, tag=tag, purge=purge)
         return list(_current_heads(directory))
+    command.stamp(config, revision, sql=sql, tag=tag, purge=purge)
     targets = _script(config).get_revisions(revision.split(":")[-1])
     return [s.revision for s in targets if s is not None]
 

@@ -92,6 +92,16 @@ class Migrate:
         key to engine, for apps without a Flask SQLAlchemy extension.
     :param rev_id: a function returning the id of each new revision when
         ``--rev-id`` is not given (for example a timestamp).
+    :param lock: take the migration lock in each database during
+        ``upgrade``, ``downgrade`` and ``stamp``, so that concurrent deploys
+        migrate once (see :doc:`/deploys`). ``FLASK_DB_LOCK=0`` turns it off.
+    :param lock_timeout: seconds to wait for another process's migration to
+        finish (default 300; ``FLASK_DB_LOCK_TIMEOUT`` overrides it).
+    :param table_lock_timeout: seconds a migration statement may wait for a
+        table lock held by the running app before failing (PostgreSQL
+        ``lock_timeout``, MySQL/MariaDB ``lock_wait_timeout``).
+    :param statement_timeout: seconds a migration statement may run
+        (PostgreSQL ``statement_timeout``, MariaDB ``max_statement_time``).
     :param kwargs: further keyword arguments for Alembic's
         ``context.configure()``, such as ``include_object`` or
         ``version_table``. ``app.config["ALEMBIC_CONTEXT"]`` overrides them.
@@ -109,9 +119,17 @@ class Migrate:
         metadata: MetaData | Mapping[str | None, MetaData] | None = None,
         engines: Any = None,
         rev_id: Callable[[], str] | None = None,
+        lock: bool = True,
+        lock_timeout: float | None = None,
+        table_lock_timeout: float | None = None,
+        statement_timeout: float | None = None,
         **kwargs: Any,
     ) -> None:
         self.configure_callbacks: list[ConfigureCallback] = []
+        self.lock = lock
+        self.lock_timeout = lock_timeout
+        self.table_lock_timeout = table_lock_timeout
+        self.statement_timeout = statement_timeout
         self.db = db
         self.metadata = metadata
         self.engines = engines
@@ -136,6 +154,10 @@ class Migrate:
         metadata: MetaData | Mapping[str | None, MetaData] | None = None,
         engines: Any = None,
         rev_id: Callable[[], str] | None = None,
+        lock: bool | None = None,
+        lock_timeout: float | None = None,
+        table_lock_timeout: float | None = None,
+        statement_timeout: float | None = None,
         **kwargs: Any,
     ) -> None:
         """Register the extension on ``app``.
@@ -151,6 +173,14 @@ class Migrate:
             self.engines = engines
         if rev_id is not None:
             self.rev_id = rev_id
+        if lock is not None:
+            self.lock = lock
+        if lock_timeout is not None:
+            self.lock_timeout = lock_timeout
+        if table_lock_timeout is not None:
+            self.table_lock_timeout = table_lock_timeout
+        if statement_timeout is not None:
+            self.statement_timeout = statement_timeout
         if directory is not None:
             self.directory = _directory(directory)
         if command is not None:
