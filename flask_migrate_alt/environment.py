@@ -15,8 +15,8 @@ from __future__ import annotations
 import configparser
 import logging
 import sys
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import AsyncExitStack, ExitStack, asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from contextlib import AsyncExitStack, ExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -389,25 +389,69 @@ def _run_on_connections(
         args["process_revision_directives"] = _skip_empty_autogenerate(
             context.config, len(dbs)
         )
-    if not multidb:
-        args.setdefault("target_metadata", dbs[0].metadata)
-        context.configure(connection=connections[0], **args)
-        with context.begin_transaction():
-            context.run_migrations()
-        return
-    # All databases move together: each runs in its own transaction, and
-    # they are committed only after every database succeeded.
-    transactions = [connection.begin() for connection in connections]
-    try:
-        for db, connection in zip(dbs, connections, strict=True):
-            context.configure(connection=connection, **_per_database(db, args))
-            context.run_migrations(engine_name=db.name)
-    except BaseException:
+    with ExitStack() as stack:
+        ddl = {
+            id(connection): stack.enter_context(_transactional_sqlite(connection))
+            for connection in connections
+        }
+        if not multidb:
+            args.setdefault("target_metadata", dbs[0].metadata)
+            if ddl[id(connections[0])]:
+                args.setdefault("transactional_ddl", True)
+            context.configure(connection=connections[0], **args)
+            with context.begin_transaction():
+                context.run_migrations()
+            return
+        # All databases move together: each runs in its own transaction, and
+        # they are committed only after every database succeeded.
+        transactions = [connection.begin() for connection in connections]
+        try:
+            for db, connection in zip(dbs, connections, strict=True):
+                context.configure(connection=connection, **_per_database(db, args))
+                context.run_migrations(engine_name=db.name)
+        except BaseException:
+            for transaction in transactions:
+                transaction.rollback()
+            raise
         for transaction in transactions:
-            transaction.rollback()
-        raise
-    for transaction in transactions:
-        transaction.commit()
+            transaction.commit()
+
+
+@contextmanager
+def _transactional_sqlite(connection: Connection) -> Iterator[bool]:
+    """Make SQLite's DDL part of the migration's transaction.
+
+    Python's sqlite3 driver (and aiosqlite) opens a transaction only before
+    INSERT, UPDATE and DELETE, so a CREATE or ALTER is committed at once and
+    a failed migration leaves half its changes behind. SQLite itself can
+    roll DDL back: with the driver's own transaction handling off, a BEGIN
+    sent when SQLAlchemy starts a transaction covers every statement. The
+    connection is put back as it was before it returns to the pool. Yields
+    whether this was done.
+    """
+    from sqlalchemy import event
+
+    if connection.dialect.name != "sqlite" or connection.in_transaction():
+        yield False
+        return
+    dbapi_connection = connection.connection.dbapi_connection
+    if dbapi_connection is None or not hasattr(dbapi_connection, "isolation_level"):
+        yield False
+        return
+    saved = dbapi_connection.isolation_level
+
+    def begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN")
+
+    dbapi_connection.isolation_level = None
+    event.listen(connection, "begin", begin)
+    try:
+        yield True
+    finally:
+        event.remove(connection, "begin", begin)
+        if connection.in_transaction():  # pragma: no cover - closed above
+            connection.rollback()
+        dbapi_connection.isolation_level = saved
 
 
 def _run_sync(

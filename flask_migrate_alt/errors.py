@@ -93,6 +93,26 @@ def _user_frame(exc: BaseException) -> str | None:
     return found
 
 
+def _revision_frame(exc: BaseException) -> str | None:
+    """Name the revision file ``exc`` was raised in, if any.
+
+    Alembic runs revision files as modules with ``revision`` and
+    ``down_revision`` globals; the innermost frame of such a module is where
+    the migration failed.
+    """
+    found = None
+    tb = exc.__traceback__
+    while tb is not None:
+        module = tb.tb_frame.f_globals
+        if "revision" in module and "down_revision" in module:
+            found = (
+                f"revision {module['revision']} "
+                f"({tb.tb_frame.f_code.co_filename}, line {tb.tb_lineno})"
+            )
+        tb = tb.tb_next
+    return found
+
+
 def describe(exc: BaseException) -> str:
     """Return the one-line text used for ``exc`` in an ``Error:`` line.
 
@@ -114,8 +134,14 @@ def describe(exc: BaseException) -> str:
     elif isinstance(exc, OSError) and exc.strerror:
         target = f": {exc.filename}" if exc.filename else ""
         text = f"{exc.strerror}{target}"
+    elif not isinstance(exc, _handled()):
+        # A mistake in a revision's own code (NameError, AttributeError, ...)
+        text = f"{type(exc).__name__}: {exc}"
     else:
         text = str(exc).strip() or type(exc).__name__
+    where = _revision_frame(exc)
+    if where and not isinstance(exc, (SyntaxError, ImportError)):
+        text = f"{text} [in {where}]"
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return " ".join(lines)
 
@@ -132,7 +158,9 @@ def catch_errors(f: Callable[P, R]) -> Callable[P, R]:
     database errors, and the :class:`SyntaxError` or :class:`ImportError` of
     a broken env.py or revision file, raised by ``f``, are written as one
     ``Error: ...`` line to stderr and re-raised as :class:`CommandFailed`
-    (exit status 1), with the original exception as ``__cause__``. With
+    (exit status 1), with the original exception as ``__cause__``; so is
+    any exception raised by a revision's own code, and the line then names
+    the revision, its file and the line that failed. With
     ``FLASK_DEBUG`` set, the traceback is written too. Anything else
     propagates unchanged, and the return value of ``f`` is returned.
     """
@@ -142,7 +170,7 @@ def catch_errors(f: Callable[P, R]) -> Callable[P, R]:
         try:
             return f(*args, **kwargs)
         except Exception as exc:
-            if not isinstance(exc, _handled()):
+            if not isinstance(exc, _handled()) and _revision_frame(exc) is None:
                 raise
             message = describe(exc)
             if _show_traceback():

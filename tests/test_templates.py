@@ -273,14 +273,13 @@ def test_multidb_upgrade_is_all_or_nothing(
     for url in urls.values():
         assert version_rows(url) == ["good"]
     assert table_names(urls["users"]) == before["users"]
-    if server.backend in ("mysql", "sqlite"):
+    if server.backend == "mysql":
         # MySQL and MariaDB commit implicitly before and after every DDL
-        # statement; Python's sqlite3 driver (and aiosqlite) only opens a
-        # transaction before INSERT/UPDATE/DELETE, so DDL runs in autocommit
-        # mode. Either way the CREATE TABLE cannot be rolled back (as the
-        # docs say); the version row written after it is.
+        # statement, so the CREATE TABLE cannot be rolled back (as the docs
+        # say); the version row written after it is.
         assert table_names(urls[None]) == before[None] | {"half_done"}
         return
-    # PostgreSQL has transactional DDL: the table created on the default
-    # database is rolled back with everything else.
+    # PostgreSQL has transactional DDL, and SQLite gets it from the
+    # environment (BEGIN sent for the migration's transaction), so the table
+    # created on the default database is rolled back with everything else.
     assert table_names(urls[None]) == before[None]
