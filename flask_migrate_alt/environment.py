@@ -323,6 +323,24 @@ def _skip_empty_autogenerate(
     return hook
 
 
+def _warning_about_data_loss(hook: Any, database_count: int) -> Any:
+    """Wrap ``hook`` to warn about operations of the new revision that lose data.
+
+    The warning comes after the app's own hook has had its say, once every
+    database has been compared, and only if a revision is still to be written.
+    """
+    from .autogenerate import warn_destructive
+
+    def wrapped(
+        context: MigrationContext, revision: Any, directives: list[Any]
+    ) -> None:
+        hook(context, revision, directives)
+        if directives and len(directives[0].upgrade_ops_list) >= database_count:
+            warn_destructive(directives)
+
+    return wrapped
+
+
 def _per_database(db: Database, args: dict[str, Any]) -> dict[str, Any]:
     """Return the ``context.configure()`` arguments for one of several databases.
 
@@ -389,6 +407,9 @@ def _run_on_connections(
         args["process_revision_directives"] = _skip_empty_autogenerate(
             context.config, len(dbs)
         )
+    args["process_revision_directives"] = _warning_about_data_loss(
+        args["process_revision_directives"], len(dbs)
+    )
     with ExitStack() as stack:
         ddl = {
             id(connection): stack.enter_context(_transactional_sqlite(connection))

@@ -15,7 +15,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 __all__ = ["CommandFailed", "MigrateNotSetUp", "catch_errors", "log"]
 
@@ -113,6 +113,74 @@ def _revision_frame(exc: BaseException) -> str | None:
     return found
 
 
+def _env_frame(exc: BaseException) -> str | None:
+    """Name the line of the repository's env.py ``exc`` went through, if any.
+
+    Alembic runs env.py as a module named ``env_py``.
+    """
+    found = None
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_globals.get("__name__") == "env_py":
+            found = f"{tb.tb_frame.f_code.co_filename}, line {tb.tb_lineno}"
+        tb = tb.tb_next
+    return found
+
+
+def _innermost_locals(exc: BaseException) -> tuple[str, dict[str, Any]]:
+    tb = exc.__traceback__
+    if tb is None:
+        return "", {}
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb.tb_frame.f_code.co_name, tb.tb_frame.f_locals
+
+
+def _explain(exc: BaseException) -> str | None:
+    """Messages for mistakes Alembic reports obscurely, or with a traceback."""
+    text = str(exc)
+    if text.startswith("Multiple head revisions are present"):
+        return (
+            "the revision history has several heads; run 'flask db merge heads' "
+            "to join them, or 'flask db upgrade heads' to apply every head"
+        )
+    function, local = _innermost_locals(exc)
+    if isinstance(exc, KeyError) and "downrev" in local and "rev" in local:
+        rev = local["rev"]
+        where = getattr(rev, "path", None) or "its revision file"
+        return (
+            f"revision {getattr(rev, 'revision', rev)} names down_revision "
+            f"{local['downrev']!r}, which no revision file defines; fix "
+            f"down_revision in {where} or restore the missing revision"
+        )
+    if isinstance(exc, ValueError) and any(
+        name == "get_x_argument" for name in _frame_names(exc)
+    ):
+        return (
+            "env.py expects every -x/--x-arg value as key=value; check the -x "
+            "options given to this command"
+        )
+    return None
+
+
+def _frame_names(exc: BaseException) -> list[str]:
+    names = []
+    tb = exc.__traceback__
+    while tb is not None:
+        names.append(tb.tb_frame.f_code.co_name)
+        tb = tb.tb_next
+    return names
+
+
+def _is_user_error(exc: BaseException) -> bool:
+    return (
+        isinstance(exc, _handled())
+        or _revision_frame(exc) is not None
+        or _env_frame(exc) is not None
+        or _explain(exc) is not None
+    )
+
+
 def describe(exc: BaseException) -> str:
     """Return the one-line text used for ``exc`` in an ``Error:`` line.
 
@@ -123,6 +191,9 @@ def describe(exc: BaseException) -> str:
     """
     from sqlalchemy.exc import DBAPIError
 
+    explained = _explain(exc)
+    if explained is not None:
+        return explained
     if isinstance(exc, DBAPIError):
         detail = str(exc.orig).strip() or type(exc.orig).__name__
         text = f"database error: {detail}"
@@ -140,6 +211,9 @@ def describe(exc: BaseException) -> str:
     else:
         text = str(exc).strip() or type(exc).__name__
     where = _revision_frame(exc)
+    if where is None and not isinstance(exc, _handled()):
+        env = _env_frame(exc)
+        where = f"env.py ({env})" if env else None
     if where and not isinstance(exc, (SyntaxError, ImportError)):
         text = f"{text} [in {where}]"
     lines = [line.strip() for line in text.splitlines() if line.strip()]
@@ -170,7 +244,7 @@ def catch_errors(f: Callable[P, R]) -> Callable[P, R]:
         try:
             return f(*args, **kwargs)
         except Exception as exc:
-            if not isinstance(exc, _handled()) and _revision_frame(exc) is None:
+            if not _is_user_error(exc):
                 raise
             message = describe(exc)
             if _show_traceback():

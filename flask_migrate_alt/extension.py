@@ -102,6 +102,14 @@ class Migrate:
         ``lock_timeout``, MySQL/MariaDB ``lock_wait_timeout``).
     :param statement_timeout: seconds a migration statement may run
         (PostgreSQL ``statement_timeout``, MariaDB ``max_statement_time``).
+    :param exclude_tables: table name patterns (``"legacy_*"``,
+        ``"reports.*"``) autogenerate leaves alone: never created, altered
+        or dropped. ``app.config["MIGRATE_EXCLUDE_TABLES"]`` adds more.
+    :param exclude_schemas: schemas autogenerate leaves alone;
+        ``app.config["MIGRATE_EXCLUDE_SCHEMAS"]`` adds more.
+    :param exclude_system_tables: also leave alone the tables and schemas
+        database extensions create (PostGIS's ``spatial_ref_sys`` and the
+        like, see ``flask_migrate_alt.autogenerate.SYSTEM_TABLES``).
     :param kwargs: further keyword arguments for Alembic's
         ``context.configure()``, such as ``include_object`` or
         ``version_table``. ``app.config["ALEMBIC_CONTEXT"]`` overrides them.
@@ -123,9 +131,15 @@ class Migrate:
         lock_timeout: float | None = None,
         table_lock_timeout: float | None = None,
         statement_timeout: float | None = None,
+        exclude_tables: Sequence[str] = (),
+        exclude_schemas: Sequence[str] = (),
+        exclude_system_tables: bool = True,
         **kwargs: Any,
     ) -> None:
         self.configure_callbacks: list[ConfigureCallback] = []
+        self.exclude_tables = list(exclude_tables)
+        self.exclude_schemas = list(exclude_schemas)
+        self.exclude_system_tables = exclude_system_tables
         self.lock = lock
         self.lock_timeout = lock_timeout
         self.table_lock_timeout = table_lock_timeout
@@ -158,6 +172,9 @@ class Migrate:
         lock_timeout: float | None = None,
         table_lock_timeout: float | None = None,
         statement_timeout: float | None = None,
+        exclude_tables: Sequence[str] | None = None,
+        exclude_schemas: Sequence[str] | None = None,
+        exclude_system_tables: bool | None = None,
         **kwargs: Any,
     ) -> None:
         """Register the extension on ``app``.
@@ -181,6 +198,12 @@ class Migrate:
             self.table_lock_timeout = table_lock_timeout
         if statement_timeout is not None:
             self.statement_timeout = statement_timeout
+        if exclude_tables is not None:
+            self.exclude_tables = list(exclude_tables)
+        if exclude_schemas is not None:
+            self.exclude_schemas = list(exclude_schemas)
+        if exclude_system_tables is not None:
+            self.exclude_system_tables = exclude_system_tables
         if directory is not None:
             self.directory = _directory(directory)
         if command is not None:

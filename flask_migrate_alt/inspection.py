@@ -71,8 +71,27 @@ def context_options() -> dict[str, Any]:
     """The ``context.configure()`` arguments in force for the current app."""
     from flask import current_app
 
+    from .autogenerate import exclusion_hooks
+
+    migrate = current_state().migrate
     options = dict(current_state().configure_args)
     options.update(current_app.config.get("ALEMBIC_CONTEXT") or {})
+    tables = [
+        *migrate.exclude_tables,
+        *current_app.config.get("MIGRATE_EXCLUDE_TABLES", ()),
+    ]
+    schemas = [
+        *migrate.exclude_schemas,
+        *current_app.config.get("MIGRATE_EXCLUDE_SCHEMAS", ()),
+    ]
+    if tables or schemas or migrate.exclude_system_tables:
+        options["include_name"], options["include_object"] = exclusion_hooks(
+            tables,
+            schemas,
+            migrate.exclude_system_tables,
+            options.get("include_name"),
+            options.get("include_object"),
+        )
     return options
 
 

@@ -671,7 +671,9 @@ def test_show_history_heads_branches(
 
     with pytest.raises(fma.CommandFailed):
         fma.show()  # default 'head': ambiguous with two heads
-    assert_one_error(capsys, "Multiple head")
+    assert_one_error(
+        capsys, "several heads", "flask db merge heads", "flask db upgrade heads"
+    )
 
     fma.history()
     lines = capsys.readouterr().out.splitlines()
