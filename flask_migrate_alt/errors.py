@@ -144,6 +144,10 @@ def _explain(exc: BaseException) -> str | None:
             "the revision history has several heads; run 'flask db merge heads' "
             "to join them, or 'flask db upgrade heads' to apply every head"
         )
+    cause = str(exc.__cause__ or "")
+    if cause.startswith("Multiple revisions start with"):
+        # Alembic words an ambiguous prefix as "Can't locate revision".
+        return f"{cause.rstrip('.')}; give more of the revision id"
     function, local = _innermost_locals(exc)
     if isinstance(exc, KeyError) and "downrev" in local and "rev" in local:
         rev = local["rev"]
@@ -153,12 +157,15 @@ def _explain(exc: BaseException) -> str | None:
             f"{local['downrev']!r}, which no revision file defines; fix "
             f"down_revision in {where} or restore the missing revision"
         )
-    if isinstance(exc, ValueError) and any(
-        name == "get_x_argument" for name in _frame_names(exc)
+    env = _env_frame(exc)
+    if isinstance(exc, ValueError) and (
+        "get_x_argument" in _frame_names(exc)
+        or (env and "dictionary update sequence" in text)
     ):
+        where = f" ({env})" if env else ""
         return (
-            "env.py expects every -x/--x-arg value as key=value; check the -x "
-            "options given to this command"
+            f"env.py{where} expects every -x/--x-arg value as key=value; check "
+            "the -x options given to this command"
         )
     return None
 

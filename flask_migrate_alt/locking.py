@@ -162,7 +162,11 @@ def _postgresql_holder(connection: Connection, key: int) -> str:
             "SELECT a.pid, a.application_name, a.client_addr, a.backend_start "
             "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
             "WHERE l.locktype = 'advisory' AND l.granted "
-            "AND l.classid = (:key >> 32)::oid "
+            # Advisory locks are per database, but pg_locks shows them all.
+            "AND l.database = (SELECT oid FROM pg_database "
+            "WHERE datname = current_database()) "
+            # The key is signed: mask the high half too, or it is no oid.
+            "AND l.classid = ((:key >> 32) & 4294967295)::oid "
             "AND l.objid = (:key & 4294967295)::oid AND l.objsubid = 1"
         ),
         {"key": key},
@@ -187,6 +191,11 @@ def _mysql_holder(connection: Connection, name: str) -> str:
     ).first()
     who = f" ({row.USER}@{row.HOST})" if row is not None else ""
     return f"connection {thread}{who}"
+
+
+def mysql_lock_name(database: str | None, version_table: str) -> str:
+    """The ``GET_LOCK`` name for a database (names are server-wide)."""
+    return f"fma:{database}:{version_table}"[:64]
 
 
 @contextmanager
@@ -214,7 +223,7 @@ def _server_lock(db: Database, timeout: float, version_table: str) -> Iterator[N
                 params: dict[str, Any] = {"key": key}
             else:
                 # MySQL lock names are server-wide: include the database.
-                name = f"fma:{engine.url.database}:{version_table}"[:64]
+                name = mysql_lock_name(engine.url.database, version_table)
                 acquire = text("SELECT GET_LOCK(:name, 0)")
                 release = text("SELECT RELEASE_LOCK(:name)")
                 params = {"name": name}
