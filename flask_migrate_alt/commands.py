@@ -474,16 +474,7 @@ def upgrade(
 
     if revision == 0:
         return []
-    config = _config(directory, x_arg=x_arg)
-    target = _steps(revision, "up")
-    with _recorded_steps() as steps:
-        if sql:
-            command.upgrade(config, target, sql=sql, tag=tag)
-        else:
-            with _guarded(directory):
-                command.upgrade(config, target, sql=sql, tag=tag)
-            _report_nothing_to_do(config, target, steps)
-    return _revision_ids(steps)
+    return _move(command.upgrade, directory, _steps(revision, "up"), sql, tag, x_arg)
 
 
 @catch_errors
@@ -509,13 +500,28 @@ def downgrade(
     target = _steps(revision, "down")
     if sql and target == "-1":
         target = "head:-1"
+    return _move(command.downgrade, directory, target, sql, tag, x_arg)
+
+
+def _move(
+    alembic_command: Callable[..., None],
+    directory: str | os.PathLike[str] | None,
+    target: str,
+    sql: bool,
+    tag: str | None,
+    x_arg: XArg,
+) -> list[str]:
+    """Run Alembic's upgrade or downgrade; return the ids of the revisions run.
+
+    Online, the migration lock is held throughout (see :mod:`.locking`).
+    """
     config = _config(directory, x_arg=x_arg)
     with _recorded_steps() as steps:
         if sql:
-            command.downgrade(config, target, sql=sql, tag=tag)
+            alembic_command(config, target, sql=True, tag=tag)
         else:
             with _guarded(directory):
-                command.downgrade(config, target, sql=sql, tag=tag)
+                alembic_command(config, target, sql=False, tag=tag)
             _report_nothing_to_do(config, target, steps)
     return _revision_ids(steps)
 
