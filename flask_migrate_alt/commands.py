@@ -433,9 +433,7 @@ def merge(
 
     config = _config(directory, x_arg=x_arg)
     if not revisions:
-        from alembic.script import ScriptDirectory
-
-        heads = ScriptDirectory.from_config(config).get_heads()
+        heads = _script(config).get_heads()
         if len(heads) < 2:
             # Alembic would write an ordinary revision on top of the head.
             found = "no revision" if not heads else f"a single head, {heads[0]}"
@@ -527,9 +525,10 @@ def _move(
 
 
 def _script(config: Config) -> ScriptDirectory:
-    from alembic.script import ScriptDirectory
+    """The repository's scripts, read through the revision cache."""
+    from .revisions import script_directory
 
-    return ScriptDirectory.from_config(config)
+    return script_directory(config)
 
 
 @catch_errors
@@ -541,11 +540,18 @@ def show(
     x_arg: XArg = None,
 ) -> list[Script]:
     """Show the revision(s) denoted by ``revision``; return them."""
-    from alembic import command
-
     config = _config(directory, x_arg=x_arg)
-    command.show(config, revision)
-    return [s for s in _script(config).get_revisions(revision) if s is not None]
+    script = _script(config)
+    if revision == "current":
+        # Alembic's 'show current' asks env.py for the current revision.
+        from alembic import command
+
+        command.show(config, revision)
+        return [s for s in script.get_revisions(_current_heads(directory)) if s]
+    found = [s for s in script.get_revisions(revision) if s is not None]
+    for sc in found:
+        config.print_stdout(sc.log_entry)
+    return found
 
 
 @catch_errors
@@ -563,22 +569,41 @@ def history(
     ``rev_range`` is ``[start]:[end]``; ``current`` stands for the revision
     of the (default) database.
     """
-    from alembic import command
+    from alembic.util import CommandError, asbool
 
     config = _config(directory, x_arg=x_arg)
-    command.history(
-        config, rev_range, verbose=verbose, indicate_current=indicate_current
-    )
     base: str | None = None
     head: str | None = None
     if rev_range is not None:
+        if ":" not in rev_range:
+            raise CommandError(
+                "History range requires [start]:[end], [start]:, or :[end]"
+            )
         base, head = rev_range.strip().split(":")
-    if "current" in (base, head):
-        currents = _current_heads(directory)
-        at = ",".join(currents) or "base"
-        base = at if base == "current" else base
-        head = at if head == "current" else head
-    return list(_script(config).walk_revisions(base or "base", head or "heads"))
+    uses_env = asbool(config.get_main_option("revision_environment"))
+    if indicate_current or uses_env or "current" in (base, head):
+        # These need the database (through env.py): leave them to Alembic.
+        from alembic import command
+
+        command.history(
+            config, rev_range, verbose=verbose, indicate_current=indicate_current
+        )
+        if "current" in (base, head):
+            at = ",".join(_current_heads(directory)) or "base"
+            base = at if base == "current" else base
+            head = at if head == "current" else head
+        return list(_script(config).walk_revisions(base or "base", head or "heads"))
+    found = list(_script(config).walk_revisions(base or "base", head or "heads"))
+    for sc in found:
+        config.print_stdout(
+            sc.cmd_format(
+                verbose=verbose,
+                include_branches=True,
+                include_doc=True,
+                include_parents=True,
+            )
+        )
+    return found
 
 
 def _current_heads(directory: str | os.PathLike[str] | None) -> tuple[str, ...]:
@@ -601,17 +626,22 @@ def heads(
     x_arg: XArg = None,
 ) -> list[Script]:
     """Show the heads of the revision history; return them."""
-    from alembic import command
-
     config = _config(directory, x_arg=x_arg)
-    command.heads(config, verbose=verbose, resolve_dependencies=resolve_dependencies)
     script = _script(config)
-    found = (
-        script.get_revisions("heads")
-        if resolve_dependencies
-        else script.get_revisions(script.get_heads())
-    )
-    return [s for s in found if s is not None]
+    found = [
+        s
+        for s in (
+            script.get_revisions("heads")
+            if resolve_dependencies
+            else script.get_revisions(script.get_heads())
+        )
+        if s is not None
+    ]
+    for rev in found:
+        config.print_stdout(
+            rev.cmd_format(verbose, include_branches=True, tree_indicators=False)
+        )
+    return found
 
 
 @catch_errors
@@ -623,11 +653,22 @@ def branches(
     x_arg: XArg = None,
 ) -> list[Script]:
     """Show the branch points of the revision history; return them."""
-    from alembic import command
-
     config = _config(directory, x_arg=x_arg)
-    command.branches(config, verbose=verbose)
-    return [s for s in _script(config).walk_revisions() if s.is_branch_point]
+    script = _script(config)
+    found = [sc for sc in script.walk_revisions() if sc.is_branch_point]
+    for sc in found:
+        children = (script.get_revision(rev) for rev in sc.nextrev)
+        config.print_stdout(
+            "%s\n%s\n",
+            sc.cmd_format(verbose, include_branches=True),
+            "\n".join(
+                f"{' ' * len(str(sc.revision))} -> "
+                + child.cmd_format(False, include_branches=True, include_doc=verbose)
+                for child in children
+                if child is not None
+            ),
+        )
+    return found
 
 
 def _database_name(context: MigrationContext) -> str | None:

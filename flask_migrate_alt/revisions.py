@@ -1,0 +1,194 @@
+"""Reading the revision history without running every revision file.
+
+Alembic builds its revision map by importing each revision file, which for
+a history of thousands of revisions dominates commands that only need the
+graph: ``heads``, ``history``, ``current``, or an ``upgrade`` on a database
+that is already at head. Here the four identifiers Alembic reads from a
+revision file (``revision``, ``down_revision``, ``branch_labels``,
+``depends_on``) and its docstring are read from the file's syntax tree and
+kept in a cache next to the bytecode cache
+(``__pycache__/flask_migrate_alt.revisions.json``), keyed by each file's
+size, modification time and inode. A file whose entry does not match is
+read again; a file whose identifiers are not plain literals is imported the
+normal way. Each revision's real module is imported the first time anything
+else is asked of it (``upgrade``, ``downgrade``, ...), so the result is
+always what plain Alembic would give.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import types
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from alembic.script import Script, ScriptDirectory
+from alembic.util import load_python_file
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+__all__ = ["CachedScriptDirectory", "script_directory"]
+
+_CACHE_NAME = "flask_migrate_alt.revisions.json"
+_CACHE_VERSION = 1
+_FIELDS = ("revision", "down_revision", "branch_labels", "depends_on")
+
+
+class _LazyModule(types.ModuleType):
+    """A revision module that is imported only when its code is needed."""
+
+    def __init__(self, path: Path, found: dict[str, Any]) -> None:
+        super().__init__(path.stem, found["doc"])
+        for name in _FIELDS:
+            setattr(self, name, found[name])
+        self.__file__ = str(path)
+        self._fma_path = path
+
+    def __getattr__(self, name: str) -> Any:
+        # Alembic probes a legacy attribute no revision file sets; that alone
+        # must not import the file.
+        if name.startswith("__") or name in ("_fma_path", "_alembic_source_encoding"):
+            raise AttributeError(name)
+        path = self._fma_path
+        module = load_python_file(str(path.parent), path.name)
+        for key, value in vars(module).items():
+            if key not in ("__name__", "__doc__"):
+                setattr(self, key, value)
+        return getattr(module, name)
+
+
+def _read(path: Path) -> dict[str, Any] | None:
+    """The identifiers and docstring of a revision file, or None if unsure."""
+    try:
+        tree = ast.parse(path.read_bytes(), filename=str(path))
+    except (SyntaxError, ValueError):
+        return None  # importing it reports the error the usual way
+    found: dict[str, Any] = {"doc": ast.get_docstring(tree, clean=False)}
+    for node in tree.body:
+        if isinstance(node, ast.Assign):
+            targets, value = node.targets, node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            targets, value = [node.target], node.value
+        else:
+            continue
+        for target in targets:
+            if isinstance(target, ast.Name) and target.id in _FIELDS:
+                try:
+                    found[target.id] = ast.literal_eval(value)
+                except ValueError:
+                    return None  # computed at import time: import it
+    if "revision" not in found or "down_revision" not in found:
+        return None
+    found.setdefault("branch_labels", None)
+    found.setdefault("depends_on", None)
+    return found
+
+
+def _signature(stat: os.stat_result) -> list[int]:
+    return [stat.st_size, stat.st_mtime_ns, stat.st_ino]
+
+
+def _json_safe(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+class _Cache:
+    """The cache file of one folder of revision files."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / "__pycache__" / _CACHE_NAME
+        self.entries: dict[str, Any] = {}
+        self.changed = False
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+            if data.get("version") == _CACHE_VERSION:
+                self.entries = data["files"]
+        except (OSError, ValueError, KeyError, AttributeError):
+            pass
+
+    def lookup(self, path: Path) -> dict[str, Any] | None:
+        signature = _signature(path.stat())
+        entry = self.entries.get(path.name)
+        if entry is not None and entry["signature"] == signature:
+            return entry["found"]  # type: ignore[no-any-return]
+        found = _read(path)
+        if found is not None:
+            stored = {key: _json_safe(value) for key, value in found.items()}
+            self.entries[path.name] = {"signature": signature, "found": stored}
+            self.changed = True
+        return found
+
+    def save(self, present: set[str]) -> None:
+        stale = set(self.entries) - present
+        for name in stale:
+            del self.entries[name]
+        if not (self.changed or stale):
+            return
+        try:
+            self.path.parent.mkdir(exist_ok=True)
+            temporary = self.path.with_suffix(f".{os.getpid()}.tmp")
+            temporary.write_text(
+                json.dumps({"version": _CACHE_VERSION, "files": self.entries}),
+                encoding="utf-8",
+            )
+            os.replace(temporary, self.path)
+        except OSError:
+            pass  # a read-only checkout simply goes without the cache
+
+
+class CachedScriptDirectory(ScriptDirectory):
+    """A ``ScriptDirectory`` whose revision map is built from the cache."""
+
+    def _load_revisions(self) -> Iterator[Script]:
+        if self.sourceless:
+            yield from super()._load_revisions()
+            return
+        seen: set[Path] = set()
+        for location in self._version_locations:
+            if not location.exists():
+                continue
+            caches: dict[Path, _Cache] = {}
+            present: dict[Path, set[str]] = {}
+            # Alembic's own listing, so both see exactly the same files.
+            for file_path in Script._list_py_dir(self, location):
+                real_path = file_path.resolve()
+                if real_path in seen or not _is_revision_file(real_path):
+                    continue
+                seen.add(real_path)
+                folder = real_path.parent
+                cache = caches.setdefault(folder, _Cache(folder))
+                present.setdefault(folder, set()).add(real_path.name)
+                found = cache.lookup(real_path)
+                if found is None:
+                    script = Script._from_path(self, real_path)
+                    if script is not None:
+                        yield script
+                    continue
+                module = _LazyModule(real_path, found)
+                yield Script(module, found["revision"], real_path)
+            for folder, cache in caches.items():
+                cache.save(present[folder])
+
+
+def _is_revision_file(path: Path) -> bool:
+    # Alembic's rule for source files: *.py, except __init__ and editor locks.
+    name = path.name
+    return name.endswith(".py") and not name.startswith(("__init__", ".#"))
+
+
+def script_directory(config: Config) -> ScriptDirectory:
+    """Return the cached ``ScriptDirectory`` for ``config``."""
+    from alembic.script.revision import RevisionMap
+
+    # ScriptDirectory.from_config() always builds the base class; build it
+    # that way (so every option is read as Alembic reads it) and move its
+    # state into the subclass, with a revision map that uses the cache.
+    plain = ScriptDirectory.from_config(config)
+    cached = CachedScriptDirectory.__new__(CachedScriptDirectory)
+    cached.__dict__.update(plain.__dict__)
+    cached.revision_map = RevisionMap(cached._load_revisions)
+    return cached

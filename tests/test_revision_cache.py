@@ -1,0 +1,140 @@
+"""The revision cache never gives an answer plain Alembic would not.
+
+Revision files are added, deleted, renamed and edited between commands;
+after each change the cached script directory must agree with Alembic's own
+``ScriptDirectory`` on heads, bases, the history and each revision's
+parents, labels and docstring.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from alembic.script import ScriptDirectory
+from flask import Flask
+
+import flask_migrate_alt as fma
+from flask_migrate_alt.revisions import script_directory
+
+from .conftest import add_table_ops
+
+CACHE = Path("migrations/versions/__pycache__/flask_migrate_alt.revisions.json")
+
+
+def graph(script: ScriptDirectory) -> list[tuple[object, ...]]:
+    return [
+        (
+            sc.revision,
+            sc.down_revision,
+            tuple(sorted(sc.branch_labels)),
+            sc.dependencies,
+            sc.doc,
+            sc.is_head,
+        )
+        for sc in script.walk_revisions()
+    ]
+
+
+def assert_same_as_alembic(app: Flask) -> None:
+    with app.app_context():
+        config = app.extensions["migrate"].migrate.get_config("migrations")
+        cached = script_directory(config)
+        plain = ScriptDirectory.from_config(config)
+        assert graph(cached) == graph(plain)
+        assert set(cached.get_heads()) == set(plain.get_heads())
+        assert set(cached.get_bases()) == set(plain.get_bases())
+        assert [s.revision for s in fma.heads()] == [
+            s.revision for s in plain.get_revisions(plain.get_heads())
+        ]
+
+
+def bump_mtime(path: Path) -> None:
+    # Editors and checkouts change the modification time; make sure a test
+    # running within one clock tick still looks like a change.
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+
+
+@pytest.fixture
+def history(app: Flask) -> Flask:
+    with app.app_context():
+        fma.init()
+        for index, rev in enumerate(["a1", "a2", "a3"]):
+            script = fma.revision(message=f"step {index}", rev_id=rev)
+            assert script is not None and not isinstance(script, list)
+            add_table_ops(script.path, f"t_{rev}")
+    return app
+
+
+def test_cache_is_written_and_matches(history: Flask) -> None:
+    assert_same_as_alembic(history)
+    assert CACHE.is_file()
+    assert_same_as_alembic(history)  # now served from the cache
+
+
+def test_added_deleted_renamed_and_edited_files(history: Flask) -> None:
+    assert_same_as_alembic(history)
+    versions = Path("migrations/versions")
+
+    with history.app_context():
+        fma.revision(message="step 3", rev_id="a4")
+    assert_same_as_alembic(history)
+
+    a4 = next(versions.glob("a4_*.py"))
+    a4.rename(versions / "renamed_a4.py")
+    assert_same_as_alembic(history)
+
+    (versions / "renamed_a4.py").unlink()
+    assert_same_as_alembic(history)
+
+    a3 = next(versions.glob("a3_*.py"))
+    a3.write_text(a3.read_text().replace("revision = 'a3'", "revision = 'b3'"))
+    bump_mtime(a3)
+    assert_same_as_alembic(history)
+    with history.app_context():
+        assert [s.revision for s in fma.heads()] == ["b3"]
+
+    # Same size, new content: still noticed.
+    a3.write_text(a3.read_text().replace("revision = 'b3'", "revision = 'c3'"))
+    bump_mtime(a3)
+    assert_same_as_alembic(history)
+
+    # A branch label and a docstring change.
+    a2 = next(versions.glob("a2_*.py"))
+    a2.write_text(
+        a2.read_text()
+        .replace("branch_labels = None", "branch_labels = ('lbl',)")
+        .replace('"""step 1', '"""renamed step')
+    )
+    bump_mtime(a2)
+    assert_same_as_alembic(history)
+
+
+def test_computed_identifiers_fall_back_to_importing(history: Flask) -> None:
+    a3 = next(Path("migrations/versions").glob("a3_*.py"))
+    a3.write_text(a3.read_text().replace("revision = 'a3'", "revision = 'a' + str(3)"))
+    assert_same_as_alembic(history)
+    with history.app_context():
+        assert [s.revision for s in fma.heads()] == ["a3"]
+
+
+def test_corrupt_cache_is_ignored(history: Flask) -> None:
+    assert_same_as_alembic(history)
+    CACHE.write_text("{not json")
+    assert_same_as_alembic(history)
+
+
+def test_upgrade_runs_code_of_cached_revisions(history: Flask, url: str) -> None:
+    from .conftest import table_names, version_rows
+
+    assert_same_as_alembic(history)  # warm the cache
+    with history.app_context():
+        assert fma.upgrade() == ["a1", "a2", "a3"]
+    assert {"t_a1", "t_a2", "t_a3"} <= table_names(url)
+    assert version_rows(url) == ["a3"]
+    with history.app_context():
+        script = fma.show(revision="a2")[0]
+        # The real module is imported on demand.
+        assert callable(script.module.upgrade)
