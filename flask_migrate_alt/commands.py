@@ -160,6 +160,49 @@ def _guarded(directory: str | os.PathLike[str] | None) -> Iterator[None]:
         yield
 
 
+def _shipped_env(directory: str) -> bool:
+    """Tell whether the repository's env.py is one of the shipped templates'.
+
+    Only then is it known that running env.py for an upgrade with nothing to
+    apply does nothing else (a custom env.py may seed data, log, ...).
+    """
+    from .config import template_root
+
+    try:
+        env = (Path(directory) / "env.py").read_bytes()
+    except OSError:
+        return False
+    return any(
+        (folder / "env.py").read_bytes() == env
+        for folder in template_root().iterdir()
+        if (folder / "env.py").is_file()
+    )
+
+
+def _already_at_heads(
+    config: Config, directory: str | os.PathLike[str] | None, target: str
+) -> bool:
+    """The fast path of the common deploy: is every database already at head?
+
+    Answered from the revision cache and one query of each version table,
+    without importing revision files or running env.py. Anything unusual
+    (several heads for 'head', a custom env.py, app configure callbacks)
+    answers False, and the normal path decides.
+    """
+    path = repository(directory)
+    if current_state().migrate.configure_callbacks or not _shipped_env(path):
+        return False
+    heads = set(_script(config).get_heads())
+    if not heads or (target == "head" and len(heads) > 1):
+        return False
+    from .inspection import _each_database
+
+    found = _each_database(
+        directory, lambda context, db: set(context.get_current_heads()) == heads
+    )
+    return all(found.values()) if isinstance(found, dict) else bool(found)
+
+
 def _report_nothing_to_do(config: Config, revision: str, steps: list[Any]) -> None:
     if not steps:
         config.print_stdout(f"Nothing to do: the database is already at {revision}.")
@@ -514,6 +557,10 @@ def _move(
     Online, the migration lock is held throughout (see :mod:`.locking`).
     """
     config = _config(directory, x_arg=x_arg)
+    if not sql and tag is None and target in ("head", "heads"):
+        if _already_at_heads(config, directory, target):
+            _report_nothing_to_do(config, target, [])
+            return []
     with _recorded_steps() as steps:
         if sql:
             alembic_command(config, target, sql=True, tag=tag)

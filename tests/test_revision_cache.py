@@ -138,3 +138,34 @@ def test_upgrade_runs_code_of_cached_revisions(history: Flask, url: str) -> None
         script = fma.show(revision="a2")[0]
         # The real module is imported on demand.
         assert callable(script.module.upgrade)
+
+
+def test_no_op_upgrade_skips_env_py_only_when_it_is_ours(
+    history: Flask, url: str, tmp_path: Path
+) -> None:
+    """The fast path of an upgrade at head must not skip a custom env.py."""
+    from .conftest import version_rows
+
+    with history.app_context():
+        assert fma.upgrade() == ["a1", "a2", "a3"]
+    marker = tmp_path / "env-ran"
+    env = Path("migrations/env.py")
+    shipped = env.read_text()
+    env.write_text(
+        shipped + f"\nwith open({str(marker)!r}, 'a') as f:\n    f.write('x')\n"
+    )
+    with history.app_context():
+        assert fma.upgrade() == []
+    assert marker.read_text() == "x"  # custom env.py: it ran
+
+    env.write_text(shipped)
+    with history.app_context():
+        assert fma.upgrade() == []
+    assert marker.read_text() == "x"  # shipped env.py at head: skipped
+    assert version_rows(url) == ["a3"]
+
+    # A new revision is never missed by the fast path.
+    with history.app_context():
+        fma.revision(message="more", rev_id="a4")
+        assert fma.upgrade() == ["a4"]
+    assert version_rows(url) == ["a4"]
