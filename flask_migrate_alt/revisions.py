@@ -160,7 +160,9 @@ class CachedScriptDirectory(ScriptDirectory):
                     continue
                 seen.add(real_path)
                 folder = real_path.parent
-                cache = caches.setdefault(folder, _Cache(folder))
+                if folder not in caches:
+                    caches[folder] = _Cache(folder)
+                cache = caches[folder]
                 present.setdefault(folder, set()).add(real_path.name)
                 found = cache.lookup(real_path)
                 if found is None:
