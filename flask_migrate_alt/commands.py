@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -166,7 +167,7 @@ def _shipped_env(directory: str) -> bool:
     Only then is it known that running env.py for an upgrade with nothing to
     apply does nothing else (a custom env.py may seed data, log, ...).
     """
-    from .config import template_root
+    from .paths import template_root
 
     try:
         env = (Path(directory) / "env.py").read_bytes()
@@ -203,9 +204,40 @@ def _already_at_heads(
     return all(found.values()) if isinstance(found, dict) else bool(found)
 
 
-def _report_nothing_to_do(config: Config, revision: str, steps: list[Any]) -> None:
+def _at_heads_without_alembic(
+    directory: str | os.PathLike[str] | None, target: str
+) -> bool:
+    """The cheapest check for an upgrade with nothing to do; False if unsure.
+
+    See :mod:`.fastpath`. Only for the plain setup: the shipped env.py, no
+    ``@migrate.configure`` callbacks or ``get_config`` override, and no
+    ``app.config["ALEMBIC"]`` (all of which may change what Alembic sees).
+    """
+    from flask import current_app
+
+    from .extension import Migrate
+    from .fastpath import cached_heads, databases_at
+    from .inspection import context_options
+
+    migrate = current_state().migrate
+    if (
+        migrate.configure_callbacks
+        or type(migrate).get_config is not Migrate.get_config
+        or current_app.config.get("ALEMBIC")
+    ):
+        return False
+    path = repository(directory)
+    if not _shipped_env(path):
+        return False
+    heads = cached_heads(path)
+    if not heads or (target == "head" and len(heads) > 1):
+        return False
+    return databases_at(heads, is_multidb(path), context_options()) is True
+
+
+def _report_nothing_to_do(revision: str, steps: list[Any]) -> None:
     if not steps:
-        config.print_stdout(f"Nothing to do: the database is already at {revision}.")
+        sys.stdout.write(f"Nothing to do: the database is already at {revision}.\n")
 
 
 def _revision_ids(steps: list[Any]) -> list[str]:
@@ -237,7 +269,8 @@ def _steps(revision: str | int, direction: str) -> str:
 @catch_errors
 def list_templates() -> dict[str, str]:
     """Print the repository templates with their synopsis; return them."""
-    from .config import Config, available_templates
+    from .config import Config
+    from .paths import available_templates
 
     config = Config()
     templates = available_templates()
@@ -249,7 +282,7 @@ def list_templates() -> dict[str, str]:
 
 def _resolve_template(template: str | None, multidb: bool) -> tuple[Path, str]:
     """Return (folder holding the template, template name) for ``init``."""
-    from .config import available_templates, is_template, template_root
+    from .paths import available_templates, is_template, template_root
 
     if template is None:
         template = "flask-multidb" if multidb else "flask"
@@ -511,11 +544,9 @@ def upgrade(
     ids of the revisions applied, in order (empty when there was nothing to
     do).
     """
-    from alembic import command
-
     if revision == 0:
         return []
-    return _move(command.upgrade, directory, _steps(revision, "up"), sql, tag, x_arg)
+    return _move("upgrade", directory, _steps(revision, "up"), sql, tag, x_arg)
 
 
 @catch_errors
@@ -534,40 +565,47 @@ def downgrade(
     becomes ``head:-1``: the SQL that undoes the latest revision. Returns
     the ids of the revisions undone, in order.
     """
-    from alembic import command
-
     if revision == 0:
         return []
     target = _steps(revision, "down")
     if sql and target == "-1":
         target = "head:-1"
-    return _move(command.downgrade, directory, target, sql, tag, x_arg)
+    return _move("downgrade", directory, target, sql, tag, x_arg)
 
 
 def _move(
-    alembic_command: Callable[..., None],
+    name: str,
     directory: str | os.PathLike[str] | None,
     target: str,
     sql: bool,
     tag: str | None,
     x_arg: XArg,
 ) -> list[str]:
-    """Run Alembic's upgrade or downgrade; return the ids of the revisions run.
+    """Run Alembic's ``upgrade`` or ``downgrade`` (``name``); return the ids run.
 
-    Online, the migration lock is held throughout (see :mod:`.locking`).
+    Online, the migration lock is held throughout (see :mod:`.locking`). An
+    upgrade to head first checks, as cheaply as it can be known for sure,
+    whether there is anything to do.
     """
+    at_head_check = name == "upgrade" and not sql and tag is None
+    at_head_check = at_head_check and target in ("head", "heads")
+    if at_head_check and _at_heads_without_alembic(directory, target):
+        _report_nothing_to_do(target, [])
+        return []
+    from alembic import command
+
+    alembic_command = getattr(command, name)
     config = _config(directory, x_arg=x_arg)
-    if not sql and tag is None and target in ("head", "heads"):
-        if _already_at_heads(config, directory, target):
-            _report_nothing_to_do(config, target, [])
-            return []
+    if at_head_check and _already_at_heads(config, directory, target):
+        _report_nothing_to_do(target, [])
+        return []
     with _recorded_steps() as steps:
         if sql:
             alembic_command(config, target, sql=True, tag=tag)
         else:
             with _guarded(directory):
                 alembic_command(config, target, sql=False, tag=tag)
-            _report_nothing_to_do(config, target, steps)
+            _report_nothing_to_do(target, steps)
     return _revision_ids(steps)
 
 

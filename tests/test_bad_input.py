@@ -153,7 +153,7 @@ def _template_folder_without_env(w: World) -> None:
 
 
 def _unknown_template(w: World) -> None:
-    from flask_migrate_alt.config import available_templates
+    from flask_migrate_alt.paths import available_templates
 
     _not_initialized(w)
     w.facts["templates"] = ", ".join(available_templates())

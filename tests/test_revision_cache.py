@@ -9,6 +9,7 @@ parents, labels and docstring.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -169,3 +170,48 @@ def test_no_op_upgrade_skips_env_py_only_when_it_is_ours(
         fma.revision(message="more", rev_id="a4")
         assert fma.upgrade() == ["a4"]
     assert version_rows(url) == ["a4"]
+
+
+def test_no_op_upgrade_with_a_custom_version_table(
+    make_app: Callable[..., Flask], url: str
+) -> None:
+    from .conftest import table_names, version_rows
+
+    app = make_app(url, version_table="custom_versions")
+    with app.app_context():
+        fma.init()
+        fma.revision(message="one", rev_id="v1")
+        assert fma.upgrade() == ["v1"]
+        assert fma.upgrade() == []  # answered from the cache and custom_versions
+        fma.revision(message="two", rev_id="v2")
+        assert fma.upgrade() == ["v2"]
+    assert version_rows(url, "custom_versions") == ["v2"]
+    assert "alembic_version" not in table_names(url)
+
+
+def test_no_op_upgrade_does_not_import_alembic(history: Flask, url: str) -> None:
+    """The deploy-time fast path: nothing to do costs one query, no Alembic."""
+    import subprocess
+    import sys
+
+    with history.app_context():
+        fma.upgrade()
+        fma.heads()  # leaves the revision cache up to date
+    code = f"""
+import sys
+from flask import Flask
+from flask_sqlalchemy import SQLAlchemy
+import flask_migrate_alt as fma
+app = Flask("probe")
+app.config["SQLALCHEMY_DATABASE_URI"] = {url!r}
+fma.Migrate(app, SQLAlchemy(app))
+with app.app_context():
+    assert fma.upgrade() == []
+print("alembic" in sys.modules)
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "False"
+    assert "Nothing to do" in result.stdout
