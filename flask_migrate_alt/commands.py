@@ -22,6 +22,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
+from .environment import AUTOGENERATE
 from .errors import catch_errors, log
 from .extension import current_state
 from .inspection import is_multidb, repository
@@ -397,6 +398,7 @@ def _new_revision(
 
     opts = ["autogenerate"] if autogenerate else None
     config = _config(directory, x_arg=x_arg, opts=opts)
+    config.attributes[AUTOGENERATE] = autogenerate
     if options.get("rev_id") is None:
         factory = current_state().migrate.rev_id
         options["rev_id"] = factory() if factory is not None else None
@@ -855,4 +857,6 @@ def check(
     """Fail if autogenerate would write a new revision (models and database differ)."""
     from alembic import command
 
-    command.check(_config(directory, x_arg=x_arg))
+    config = _config(directory, x_arg=x_arg)
+    config.attributes[AUTOGENERATE] = True
+    command.check(config)

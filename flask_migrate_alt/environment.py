@@ -36,6 +36,10 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
+#: Key of ``Config.attributes`` set by the commands that compare the models
+#: with the database (migrate, revision --autogenerate, check).
+AUTOGENERATE = "flask_migrate_alt.autogenerate"
+
 __all__ = [
     "Database",
     "database_names",
@@ -415,6 +419,11 @@ def _run_on_connections(
             id(connection): stack.enter_context(_transactional_sqlite(connection))
             for connection in connections
         }
+        if context.config.attributes.get(AUTOGENERATE):
+            from .reflection import bulk_reflection
+
+            for connection in connections:
+                stack.enter_context(bulk_reflection(connection))
         if not multidb:
             args.setdefault("target_metadata", dbs[0].metadata)
             if ddl[id(connections[0])]:

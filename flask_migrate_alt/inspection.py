@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .extension import current_state
+from .reflection import bulk_reflection
 
 if TYPE_CHECKING:
     from alembic.operations import MigrationScript, Operations
@@ -159,7 +160,8 @@ def compare_metadata(
     def diffs(context: MigrationContext, db: Database) -> list[Any]:
         if db.metadata is None:
             return []
-        return list(compare(context, db.metadata))
+        with bulk_reflection(context.connection):
+            return list(compare(context, db.metadata))
 
     return _each_database(directory, diffs)
 
@@ -184,7 +186,10 @@ def produce_migrations(
     def script(context: MigrationContext, db: Database) -> MigrationScript:
         from sqlalchemy import MetaData
 
-        return produce(context, db.metadata if db.metadata is not None else MetaData())
+        with bulk_reflection(context.connection):
+            return produce(
+                context, db.metadata if db.metadata is not None else MetaData()
+            )
 
     return _each_database(directory, script)
 
