@@ -194,15 +194,18 @@ def _already_at_heads(
     path = repository(directory)
     if current_state().migrate.configure_callbacks or not _shipped_env(path):
         return False
+    from .inspection import _each_database
+
+    # The databases first: one that has no revision yet (a first deploy)
+    # settles it without reading the history, which Alembic is about to do.
+    found = _each_database(directory, lambda context, db: context.get_current_heads())
+    currents = list(found.values()) if isinstance(found, dict) else [found]
+    if not all(currents):
+        return False
     heads = set(_script(config).get_heads())
     if not heads or (target == "head" and len(heads) > 1):
         return False
-    from .inspection import _each_database
-
-    found = _each_database(
-        directory, lambda context, db: set(context.get_current_heads()) == heads
-    )
-    return all(found.values()) if isinstance(found, dict) else bool(found)
+    return all(set(current) == heads for current in currents)
 
 
 def _at_heads_without_alembic(
