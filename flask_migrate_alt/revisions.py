@@ -143,6 +143,28 @@ class _Cache:
 class CachedScriptDirectory(ScriptDirectory):
     """A ``ScriptDirectory`` whose revision map is built from the cache."""
 
+    def get_all_current(self, id_: tuple[str, ...]) -> set[Script]:
+        """The current revisions: ``id_`` and the branch heads among its ancestors.
+
+        Alembic finds these by walking all descendants of every ancestor,
+        which takes quadratic time in the length of the history (seconds for
+        a few thousand revisions). An ancestor has a descendant among the
+        ancestors exactly when one of its children is among them (the set
+        holds every ancestor), so one pass over the children gives the same
+        set.
+        """
+        with self._catch_revision_errors():
+            revision_map = self.revision_map
+            top = [rev for rev in revision_map.get_revisions(id_) if rev is not None]
+            # The one private call: Alembic's own ancestor walk, so that
+            # dependencies are followed exactly as Alembic follows them.
+            ancestors = revision_map._get_ancestor_nodes(top, include_dependencies=True)
+            found = {rev for rev in [*top, *ancestors] if isinstance(rev, Script)}
+            ids = {rev.revision for rev in found}
+            return {
+                rev for rev in found if not any(child in ids for child in rev.nextrev)
+            }
+
     def _load_revisions(self) -> Iterator[Script]:
         if self.sourceless:
             yield from super()._load_revisions()

@@ -215,3 +215,23 @@ print("alembic" in sys.modules)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == "False"
     assert "Nothing to do" in result.stdout
+
+
+def test_current_revisions_match_alembic_on_branches_and_dependencies(
+    history: Flask,
+) -> None:
+    """The linear-time get_all_current gives Alembic's answer."""
+    with history.app_context():
+        fma.revision(message="side", rev_id="s1", head="base", branch_label="side")
+        fma.revision(message="side 2", rev_id="s2", head="side@head", depends_on="a2")
+        fma.revision(message="fork", rev_id="f1", head="a1", splice=True)
+        fma.merge(revisions=["a3", "f1"], message="join", rev_id="m1")
+        config = history.extensions["migrate"].migrate.get_config("migrations")
+        cached = script_directory(config)
+        plain = ScriptDirectory.from_config(config)
+        every = [sc.revision for sc in plain.walk_revisions()]
+        targets = [(rev,) for rev in every] + [("s2", "m1"), ("s1", "a2"), ("f1", "a3")]
+        for target in targets:
+            got = {sc.revision for sc in cached.get_all_current(target)}
+            expected = {sc.revision for sc in plain.get_all_current(target)}
+            assert got == expected, target
