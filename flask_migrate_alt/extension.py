@@ -182,28 +182,24 @@ class Migrate:
         Arguments left as ``None`` keep the values given to the
         constructor; pass ``command=""`` to skip the command group.
         """
-        if db is not None:
-            self.db = db
-        if metadata is not None:
-            self.metadata = metadata
-        if engines is not None:
-            self.engines = engines
-        if rev_id is not None:
-            self.rev_id = rev_id
-        if lock is not None:
-            self.lock = lock
-        if lock_timeout is not None:
-            self.lock_timeout = lock_timeout
-        if table_lock_timeout is not None:
-            self.table_lock_timeout = table_lock_timeout
-        if statement_timeout is not None:
-            self.statement_timeout = statement_timeout
-        if exclude_tables is not None:
-            self.exclude_tables = list(exclude_tables)
-        if exclude_schemas is not None:
-            self.exclude_schemas = list(exclude_schemas)
-        if exclude_system_tables is not None:
-            self.exclude_system_tables = exclude_system_tables
+        overrides = {
+            "db": db,
+            "metadata": metadata,
+            "engines": engines,
+            "rev_id": rev_id,
+            "lock": lock,
+            "lock_timeout": lock_timeout,
+            "table_lock_timeout": table_lock_timeout,
+            "statement_timeout": statement_timeout,
+            "exclude_tables": None if exclude_tables is None else list(exclude_tables),
+            "exclude_schemas": None
+            if exclude_schemas is None
+            else list(exclude_schemas),
+            "exclude_system_tables": exclude_system_tables,
+        }
+        for name, value in overrides.items():
+            if value is not None:
+                setattr(self, name, value)
         if directory is not None:
             self.directory = _directory(directory)
         if command is not None:
