@@ -181,19 +181,25 @@ def _shipped_env(directory: str) -> bool:
     )
 
 
+def _fast_path_allowed(path: str) -> bool:
+    """Whether an upgrade with nothing to do may skip env.py.
+
+    Only with the shipped env.py and no ``@migrate.configure`` callbacks
+    (both of which may do more than migrate).
+    """
+    return not current_state().migrate.configure_callbacks and _shipped_env(path)
+
+
 def _already_at_heads(
     config: Config, directory: str | os.PathLike[str] | None, target: str
 ) -> bool:
     """The fast path of the common deploy: is every database already at head?
 
     Answered from the revision cache and one query of each version table,
-    without importing revision files or running env.py. Anything unusual
-    (several heads for 'head', a custom env.py, app configure callbacks)
-    answers False, and the normal path decides.
+    without importing revision files or running env.py; the caller has
+    checked :func:`_fast_path_allowed`. Several heads for 'head' answer
+    False, and the normal path decides.
     """
-    path = repository(directory)
-    if current_state().migrate.configure_callbacks or not _shipped_env(path):
-        return False
     from .inspection import _each_database
 
     # The databases first: one that has no revision yet (a first deploy)
@@ -213,9 +219,10 @@ def _at_heads_without_alembic(
 ) -> bool:
     """The cheapest check for an upgrade with nothing to do; False if unsure.
 
-    See :mod:`.fastpath`. Only for the plain setup: the shipped env.py, no
-    ``@migrate.configure`` callbacks or ``get_config`` override, and no
-    ``app.config["ALEMBIC"]`` (all of which may change what Alembic sees).
+    See :mod:`.fastpath`. On top of :func:`_fast_path_allowed`, which the
+    caller has checked: no ``get_config`` override and no
+    ``app.config["ALEMBIC"]``, since the Config that would tell what they
+    change is not built here.
     """
     from flask import current_app
 
@@ -223,16 +230,11 @@ def _at_heads_without_alembic(
     from .fastpath import cached_heads, databases_at
     from .inspection import context_options
 
-    migrate = current_state().migrate
-    if (
-        migrate.configure_callbacks
-        or type(migrate).get_config is not Migrate.get_config
-        or current_app.config.get("ALEMBIC")
-    ):
+    if type(
+        current_state().migrate
+    ).get_config is not Migrate.get_config or current_app.config.get("ALEMBIC"):
         return False
     path = repository(directory)
-    if not _shipped_env(path):
-        return False
     heads = cached_heads(path)
     if not heads or (target == "head" and len(heads) > 1):
         return False
@@ -402,12 +404,11 @@ def _new_revision(
     opts = ["autogenerate"] if autogenerate else None
     config = _config(directory, x_arg=x_arg, opts=opts)
     config.attributes[AUTOGENERATE] = autogenerate
-    if options.get("rev_id") is None:
-        factory = current_state().migrate.rev_id
-        options["rev_id"] = factory() if factory is not None else None
+    options["rev_id"] = _rev_id(options.get("rev_id"))
     if branch is not None:
-        versions = Path(_script(config).dir, "versions", branch).absolute()
-        if not _branch_exists(config, branch):
+        script = _script(config)
+        versions = Path(script.dir, "versions", branch).absolute()
+        if not any(branch in sc.branch_labels for sc in script.walk_revisions()):
             # The base of a new branch starts empty: autogenerate would put
             # every difference of every branch into it.
             created = not versions.exists()
@@ -443,8 +444,12 @@ def _is_version_location(config: Config, folder: Path) -> bool:
     return any(Path(location).absolute() == folder for location in locations)
 
 
-def _branch_exists(config: Config, branch: str) -> bool:
-    return any(branch in sc.branch_labels for sc in _script(config).walk_revisions())
+def _rev_id(given: str | None) -> str | None:
+    """``given``, else the id from the ``rev_id`` function given to ``Migrate``."""
+    factory = current_state().migrate.rev_id
+    if given is None and factory is not None:
+        return factory()
+    return given
 
 
 @catch_errors
@@ -523,14 +528,12 @@ def merge(
                 "name the revisions to merge, as in 'flask db merge REV1 REV2'"
             )
         revisions = "heads"
-    if rev_id is None and current_state().migrate.rev_id is not None:
-        rev_id = current_state().migrate.rev_id()  # type: ignore[misc]
     return command.merge(
         config,
         revisions,
         message=message,
         branch_label=branch_label,
-        rev_id=rev_id,
+        rev_id=_rev_id(rev_id),
     )
 
 
@@ -593,7 +596,11 @@ def _move(
     whether there is anything to do.
     """
     at_head_check = name == "upgrade" and not sql and tag is None
-    at_head_check = at_head_check and target in ("head", "heads")
+    at_head_check = (
+        at_head_check
+        and target in ("head", "heads")
+        and _fast_path_allowed(repository(directory))
+    )
     if at_head_check and _at_heads_without_alembic(directory, target):
         _report_nothing_to_do(target, [])
         return []

@@ -7,12 +7,11 @@ import inspect
 import os
 import sys
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Any, TextIO
 
 from alembic.config import Config as AlembicConfig
 
-from .paths import template_root
+from .paths import template_root, version_folders
 
 __all__ = ["Config", "apply_app_options", "build_config"]
 
@@ -97,21 +96,12 @@ def _find_branch_folders(config: Config, directory: str) -> None:
     """
     if config.get_main_option("version_locations") is not None:
         return
-    versions = Path(directory) / "versions"
-    if not versions.is_dir():
-        return
-    folders = sorted(
-        child
-        for child in versions.iterdir()
-        if child.is_dir() and child.name != "__pycache__"
-    )
-    if folders:
+    folders = version_folders(directory)
+    if len(folders) > 1:
         config.set_main_option("path_separator", "os")
         config.set_main_option(
             "version_locations",
-            os.pathsep.join(
-                str(path).replace("%", "%%") for path in [versions, *folders]
-            ),
+            os.pathsep.join(str(path).replace("%", "%%") for path in folders),
         )
 
 

@@ -18,11 +18,10 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .paths import CACHE_FILE, CACHE_VERSION, is_revision_file, version_folders
+
 __all__ = ["cached_heads", "databases_at"]
 
-# The cache file written by revisions.py (kept in step with it).
-_CACHE = Path("__pycache__") / "flask_migrate_alt.revisions.json"
-_CACHE_VERSION = 1
 # alembic.ini options that change which files are revisions, or where.
 _LAYOUT_OPTIONS = ("version_locations", "recursive_version_locations", "sourceless")
 
@@ -39,16 +38,7 @@ def _version_folders(directory: str) -> list[Path] | None:
             parser.has_option("alembic", option) for option in _LAYOUT_OPTIONS
         ):
             return None
-    versions = Path(directory) / "versions"
-    if not versions.is_dir():
-        return None
-    # The same folders config.build_config() makes version locations.
-    branches = sorted(
-        entry
-        for entry in versions.iterdir()
-        if entry.is_dir() and entry.name != "__pycache__"
-    )
-    return [versions, *branches]
+    return version_folders(directory) or None
 
 
 def cached_heads(directory: str) -> set[str] | None:
@@ -59,18 +49,16 @@ def cached_heads(directory: str) -> set[str] | None:
     down: dict[str, tuple[str, ...]] = {}
     for folder in folders:
         try:
-            data = json.loads((folder / _CACHE).read_text(encoding="utf-8"))
+            data = json.loads((folder / CACHE_FILE).read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
-        if not isinstance(data, dict) or data.get("version") != _CACHE_VERSION:
+        if not isinstance(data, dict) or data.get("version") != CACHE_VERSION:
             return None
         entries: dict[str, Any] = data.get("files", {})
         with os.scandir(folder) as listing:
             for entry in listing:
                 name = entry.name
-                if not entry.is_file() or not name.endswith(".py"):
-                    continue
-                if name.startswith(("__init__", ".#")):
+                if not entry.is_file() or not is_revision_file(name):
                     continue
                 if entry.is_symlink():
                     return None

@@ -8,7 +8,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["available_templates", "is_template", "template_root"]
+__all__ = [
+    "CACHE_FILE",
+    "CACHE_VERSION",
+    "available_templates",
+    "is_revision_file",
+    "is_template",
+    "template_root",
+    "version_folders",
+]
+
+#: The revision cache of a folder of revision files (see revisions.py),
+#: relative to that folder, and the format version it is written in.
+CACHE_FILE = Path("__pycache__") / "flask_migrate_alt.revisions.json"
+CACHE_VERSION = 1
 
 
 def template_root() -> Path:
@@ -53,3 +66,27 @@ def available_templates(root: Path | None = None) -> dict[str, str]:
                 synopsis = f.readline().strip()
         found[path.name] = synopsis
     return found
+
+
+def version_folders(directory: str) -> list[Path]:
+    """``versions/`` and the folders of named branches below it.
+
+    These are the version locations of a repository whose ``alembic.ini``
+    does not list its own (see ``config.build_config``); empty when there is
+    no ``versions/`` folder.
+    """
+    versions = Path(directory) / "versions"
+    if not versions.is_dir():
+        return []
+    branches = sorted(
+        child
+        for child in versions.iterdir()
+        if child.is_dir() and child.name != "__pycache__"
+    )
+    return [versions, *branches]
+
+
+def is_revision_file(name: str) -> bool:
+    """Alembic's rule for revision source files: ``*.py``, not ``__init__``
+    and not an editor's lock file."""
+    return name.endswith(".py") and not name.startswith(("__init__", ".#"))

@@ -28,13 +28,13 @@ from typing import TYPE_CHECKING, Any
 from alembic.script import Script, ScriptDirectory
 from alembic.util import load_python_file
 
+from .paths import CACHE_FILE, CACHE_VERSION, is_revision_file
+
 if TYPE_CHECKING:
     from alembic.config import Config
 
 __all__ = ["CachedScriptDirectory", "script_directory"]
 
-_CACHE_NAME = "flask_migrate_alt.revisions.json"
-_CACHE_VERSION = 1
 _FIELDS = ("revision", "down_revision", "branch_labels", "depends_on")
 
 
@@ -100,12 +100,12 @@ class _Cache:
     """The cache file of one folder of revision files."""
 
     def __init__(self, folder: Path) -> None:
-        self.path = folder / "__pycache__" / _CACHE_NAME
+        self.path = folder / CACHE_FILE
         self.entries: dict[str, Any] = {}
         self.changed = False
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
-            if data.get("version") == _CACHE_VERSION:
+            if data.get("version") == CACHE_VERSION:
                 self.entries = data["files"]
         except (OSError, ValueError, KeyError, AttributeError):
             pass
@@ -132,7 +132,7 @@ class _Cache:
             self.path.parent.mkdir(exist_ok=True)
             temporary = self.path.with_suffix(f".{os.getpid()}.tmp")
             temporary.write_text(
-                json.dumps({"version": _CACHE_VERSION, "files": self.entries}),
+                json.dumps({"version": CACHE_VERSION, "files": self.entries}),
                 encoding="utf-8",
             )
             os.replace(temporary, self.path)
@@ -178,7 +178,7 @@ class CachedScriptDirectory(ScriptDirectory):
             # Alembic's own listing, so both see exactly the same files.
             for file_path in Script._list_py_dir(self, location):
                 real_path = file_path.resolve()
-                if real_path in seen or not _is_revision_file(real_path):
+                if real_path in seen or not is_revision_file(real_path.name):
                     continue
                 seen.add(real_path)
                 folder = real_path.parent
@@ -196,12 +196,6 @@ class CachedScriptDirectory(ScriptDirectory):
                 yield Script(module, found["revision"], real_path)
             for folder, cache in caches.items():
                 cache.save(present[folder])
-
-
-def _is_revision_file(path: Path) -> bool:
-    # Alembic's rule for source files: *.py, except __init__ and editor locks.
-    name = path.name
-    return name.endswith(".py") and not name.startswith(("__init__", ".#"))
 
 
 def script_directory(config: Config) -> ScriptDirectory:
