@@ -1,0 +1,623 @@
+"""pytest plugin: built-in tests for an app's migrations, and database fixtures.
+
+Installed with the package through the ``pytest11`` entry point. The
+fixtures (``migrated_db``, ``migrator``, ``migrations_app``) are there
+whenever the package is installed and cost nothing until a test asks for
+them. The built-in tests only run when enabled, with ``--flask-migrations``
+on the command line or ``flask_migrations = true`` in the pytest
+configuration; see the "Testing migrations" page of the documentation.
+
+Every database these tests and fixtures use is a new one made on the
+server of the app's configured database (see :mod:`flask_migrate_alt.testing`);
+the configured databases themselves are never written to.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from alembic.script import Script
+    from flask import Flask
+    from sqlalchemy.engine import URL
+
+    from .testing import DatabaseCopies, MigratedDatabases, Migrator
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("flask-migrations", "flask_migrate_alt migration tests")
+    group.addoption(
+        "--flask-migrations",
+        action="store_true",
+        default=None,
+        help="Run the built-in tests of the app's migrations.",
+    )
+    group.addoption(
+        "--flask-migrations-app",
+        default=None,
+        metavar="MODULE:APP",
+        help="The app or app factory to test, as for 'flask --app' "
+        "(default: the 'app' fixture).",
+    )
+    parser.addini(
+        "flask_migrations",
+        "Run the built-in migration tests.",
+        type="bool",
+        default=False,
+    )
+    parser.addini(
+        "flask_migrations_app",
+        "The app or app factory to test, as for 'flask --app'.",
+        default="",
+    )
+    parser.addini(
+        "flask_migrations_directory",
+        "The migration repository, relative to the rootdir (default: 'migrations').",
+        default="",
+    )
+    parser.addini(
+        "flask_migrations_tests_path",
+        "The file the built-in tests are reported under "
+        "(default: tests/conftest.py, else conftest.py).",
+        default="",
+    )
+    parser.addini(
+        "flask_migrations_heads",
+        "How many heads the history is meant to have (default: 1).",
+        default="1",
+    )
+    parser.addini(
+        "flask_migrations_min_revision",
+        "Only test downgrades of this revision and those after it.",
+        default="",
+    )
+    parser.addini(
+        "flask_migrations_skip",
+        "Revisions whose downgrade is not tested (one per line).",
+        type="linelist",
+        default=[],
+    )
+
+
+def _enabled(config: pytest.Config) -> bool:
+    flag = config.getoption("flask_migrations")
+    return bool(flag if flag is not None else config.getini("flask_migrations"))
+
+
+def _app_spec(config: pytest.Config) -> str:
+    return str(
+        config.getoption("flask_migrations_app")
+        or config.getini("flask_migrations_app")
+    ).strip()
+
+
+def _load_app(spec: str) -> Flask:
+    """Find the app the way ``flask --app`` does (factories are called)."""
+    from flask.cli import NoAppException, locate_app, prepare_import
+
+    module, _, name = spec.partition(":")
+    try:
+        return locate_app(prepare_import(module), name or None)
+    except NoAppException as exc:
+        raise pytest.UsageError(f"flask_migrations_app = {spec!r}: {exc}") from None
+
+
+def _tests_path(config: pytest.Config) -> Path:
+    configured = str(config.getini("flask_migrations_tests_path")).strip()
+    root = Path(config.rootpath)
+    if configured:
+        return (root / configured).resolve()
+    for candidate in (root / "tests" / "conftest.py", root / "conftest.py"):
+        if candidate.is_file():
+            return candidate.resolve()
+    return (root / "conftest.py").resolve()
+
+
+def _directory(config: pytest.Config) -> str | None:
+    """The repository named in the configuration, else ``None`` (the app's)."""
+    configured = str(config.getini("flask_migrations_directory")).strip()
+    if configured:
+        return str(Path(config.rootpath) / configured)
+    return None
+
+
+# --------------------------------------------------------------------------
+# fixtures
+
+
+@pytest.fixture
+def migrations_app(request: pytest.FixtureRequest) -> Flask:
+    """The app whose migrations are tested.
+
+    ``--flask-migrations-app`` / ``flask_migrations_app`` if set, else the
+    project's own ``app`` fixture.
+    """
+    spec = _app_spec(request.config)
+    if spec:
+        return _load_app(spec)
+    try:
+        app: Flask = request.getfixturevalue("app")
+    except pytest.FixtureLookupError:
+        pytest.fail(
+            "flask_migrate_alt needs the app: define an 'app' fixture in a "
+            "conftest.py, or set flask_migrations_app = 'package.module:create_app' "
+            "in the pytest configuration",
+            pytrace=False,
+        )
+    return app
+
+
+@pytest.fixture(scope="session")
+def _flask_migrations_templates(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[MigratedDatabases]:
+    from .testing import MigratedDatabases
+
+    templates = MigratedDatabases(tmp_path_factory.mktemp("flask-migrations"))
+    yield templates
+    templates.close()
+
+
+@dataclass(frozen=True)
+class TestDatabases:
+    """What :func:`migrated_db` yields: the databases the app now uses."""
+
+    __test__ = False  # not a test class, despite the name
+
+    #: The URL of each database by bind key (``None``: the default database).
+    urls: dict[str | None, URL]
+
+    @property
+    def url(self) -> URL:
+        """The URL of the default database."""
+        return self.urls[None]
+
+
+@pytest.fixture
+def migrated_db(
+    request: pytest.FixtureRequest,
+    migrations_app: Flask,
+    _flask_migrations_templates: MigratedDatabases,
+) -> Iterator[TestDatabases]:
+    """Databases at the heads of the history, new for each test.
+
+    The history is replayed once per test session (and again if the
+    revision files change); each test then gets a copy. The app's engines
+    point at the copies for the duration of the test.
+    """
+    from .testing import use_databases
+
+    templates = _flask_migrations_templates
+    urls = _quietly(templates.copy, migrations_app, _directory(request.config))
+    try:
+        with use_databases(migrations_app, urls):
+            yield TestDatabases(urls)
+    finally:
+        templates.drop(migrations_app, urls)
+
+
+@pytest.fixture
+def migrator(
+    request: pytest.FixtureRequest, migrations_app: Flask, tmp_path: Path
+) -> Iterator[Migrator]:
+    """A :class:`~flask_migrate_alt.testing.Migrator` on empty databases.
+
+    For testing data migrations: upgrade to a revision, insert rows, upgrade
+    to the next one and look at what it did.
+    """
+    from .testing import Migrator
+
+    class TestMigrator(Migrator):
+        __test__ = False
+
+        def upgrade(self, revision: str = "heads") -> list[str]:
+            return _quietly(super().upgrade, revision)  # type: ignore[no-any-return]
+
+        def downgrade(self, revision: str = "-1") -> list[str]:
+            return _quietly(super().downgrade, revision)  # type: ignore[no-any-return]
+
+    with TestMigrator(migrations_app, _directory(request.config), tmp_path) as runner:
+        yield runner
+
+
+def _quietly(fn: Callable[..., Any], *args: Any) -> Any:
+    """Call a command; turn its failure into a test failure without traceback."""
+    from .errors import CommandFailed
+
+    try:
+        return fn(*args)
+    except CommandFailed as exc:
+        message = exc.message
+    # Outside the except block, so the report is the one line, not the chain.
+    pytest.fail(message, pytrace=False)
+
+
+# --------------------------------------------------------------------------
+# the built-in tests
+
+
+def pytest_collect_file(
+    file_path: Path, parent: pytest.Collector
+) -> pytest.Collector | None:
+    config = parent.config
+    if not _enabled(config) or file_path.resolve() != _tests_path(config):
+        return None
+    return MigrationTests.from_parent(parent, path=file_path)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    config = session.config
+    if not _enabled(config):
+        return
+    path = _tests_path(config)
+    if not path.is_file() and not config.getoption("collectonly"):
+        config.issue_config_time_warning(
+            pytest.PytestConfigWarning(
+                f"--flask-migrations: the built-in tests are reported under {path}, "
+                "which does not exist; create it or set flask_migrations_tests_path"
+            ),
+            stacklevel=2,
+        )
+
+
+@dataclass
+class _History:
+    """The revisions of the repository, oldest first."""
+
+    directory: str
+    revisions: list[Script]
+    heads: tuple[str, ...]
+    expected_heads: int
+
+    def downgrade_tested(self, config: pytest.Config) -> list[Script]:
+        minimum = str(config.getini("flask_migrations_min_revision")).strip()
+        if not minimum:
+            return self.revisions
+        ids = [script.revision for script in self.revisions]
+        matches = [rev for rev in ids if rev.startswith(minimum)]
+        if len(matches) != 1:
+            raise pytest.UsageError(
+                f"flask_migrations_min_revision = {minimum!r} matches "
+                f"{len(matches)} revisions of the history; give a revision id"
+            )
+        newer = _descendants(self.revisions, matches[0])
+        return [script for script in self.revisions if script.revision in newer]
+
+
+def _descendants(revisions: list[Script], root: str) -> set[str]:
+    found = {root}
+    for script in revisions:  # oldest first, so parents come before children
+        if any(parent in found for parent in _parents(script)):
+            found.add(script.revision)
+    return found
+
+
+def _parents(script: Script) -> tuple[str, ...]:
+    return tuple(script._all_down_revisions)
+
+
+def _read_history(config: pytest.Config) -> _History:
+    """Read the revision files at collection time (no database needed)."""
+    from alembic.script import ScriptDirectory
+
+    spec = _app_spec(config)
+    directory = _directory(config)
+    if directory is None and spec:
+        directory = os.path.abspath(_load_app(spec).extensions["migrate"].directory)
+    if directory is None:
+        directory = str(Path(config.rootpath) / "migrations")
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(
+            f"no migration repository at {directory}: set flask_migrations_directory "
+            "(relative to the rootdir) or flask_migrations_app"
+        )
+    raw = str(config.getini("flask_migrations_heads")).strip() or "1"
+    try:
+        expected = int(raw)
+    except ValueError:
+        raise pytest.UsageError(
+            f"flask_migrations_heads must be a number, not {raw!r}"
+        ) from None
+    script = ScriptDirectory(directory)
+    revisions = list(reversed(list(script.walk_revisions())))
+    return _History(directory, revisions, tuple(script.get_heads()), expected)
+
+
+class MigrationTests(pytest.File):
+    """The built-in tests, reported under the configured conftest.py."""
+
+    def collect(self) -> Iterator[pytest.Item]:
+        config = self.config
+        try:
+            history = _read_history(config)
+        except Exception as exc:  # noqa: BLE001 - reported as a failing test
+            message = f"cannot read the migration history: {exc}"
+
+            def test_migration_history() -> None:
+                pytest.fail(message, pytrace=False)
+
+            yield self._item("test_migration_history", test_migration_history)
+            return
+        walker = _Walker(history)
+        config.add_cleanup(walker.close)
+        yield self._item("test_single_head", walker.single_head)
+        yield self._item("test_upgrade_stepwise", walker.upgrade_stepwise)
+        yield self._item("test_models_match_database", walker.models_match)
+        skip = {
+            rev.strip() for rev in config.getini("flask_migrations_skip") if rev.strip()
+        }
+        for script in history.downgrade_tested(config):
+            rev = script.revision
+            marks = []
+            if any(rev.startswith(s) for s in skip):
+                marks.append(
+                    pytest.mark.skip(reason=f"{rev} is in flask_migrations_skip")
+                )
+            yield self._item(
+                f"test_downgrade_leaves_no_trace[{rev}]",
+                walker.bound(walker.no_trace, script),
+                marks,
+            )
+            yield self._item(
+                f"test_up_down_up[{rev}]",
+                walker.bound(walker.up_down_up, script),
+                marks,
+            )
+
+    def _item(
+        self, name: str, fn: Callable[..., None], marks: list[Any] | None = None
+    ) -> pytest.Item:
+        item = _MigrationItem.from_parent(self, name=name, callobj=fn)
+        for mark in marks or []:
+            item.add_marker(mark)
+        return item
+
+
+class _MigrationItem(pytest.Function):
+    """A built-in test; reported by its name, not by where its code lives."""
+
+    def reportinfo(self) -> tuple[Any, int | None, str]:
+        # Line 0: pytest needs a number to report skips against.
+        return self.path, 0, self.name
+
+
+def _describe(script: Script) -> str:
+    return f"revision {script.revision} ({script.path})"
+
+
+class _Walker:
+    """Walks the history on throwaway databases shared by the built-in tests.
+
+    Each per-revision test starts from the database state just before its
+    revision; consecutive tests leave the databases where the next one needs
+    them, so a linear history is walked once instead of replayed per test.
+    When the state is not the expected one (a test failed, or was deselected)
+    the databases are made again from empty.
+    """
+
+    def __init__(self, history: _History) -> None:
+        self.history = history
+        self.copies: dict[str | None, DatabaseCopies] = {}
+        self.urls: dict[str | None, URL] = {}
+        self.dirty = False
+
+    def bound(self, method: Callable[..., None], script: Script) -> Callable[..., None]:
+        def test(migrations_app: Flask, _flask_migrations_walker_dir: Path) -> None:
+            method(migrations_app, _flask_migrations_walker_dir, script)
+
+        return test
+
+    # -- the tests
+
+    def single_head(self) -> None:
+        expected = self.history.expected_heads
+        heads = self.history.heads
+        if len(heads) != expected:
+            pytest.fail(
+                f"the history has {len(heads)} heads ({', '.join(heads) or 'none'}) "
+                f"but {expected} expected: merge them with 'flask db merge', or set "
+                f"flask_migrations_heads = {len(heads)} if that is intended",
+                pytrace=False,
+            )
+
+    def upgrade_stepwise(
+        self, migrations_app: Flask, _flask_migrations_walker_dir: Path
+    ) -> None:
+        with self.session(migrations_app, _flask_migrations_walker_dir):
+            self.reset()
+            for script in self.history.revisions:
+                self.run("upgrade", script.revision, script)
+
+    def models_match(
+        self, migrations_app: Flask, _flask_migrations_walker_dir: Path
+    ) -> None:
+        from .inspection import compare_metadata
+
+        with self.session(migrations_app, _flask_migrations_walker_dir):
+            self.ensure_at(set(self.history.heads))
+            with migrations_app.app_context():
+                found = compare_metadata(self.history.directory)
+            per_db = found if isinstance(found, dict) else {None: found}
+            lines = [
+                f"  {'' if key is None else f'[{key}] '}{_format_diff(diff)}"
+                for key, diffs in per_db.items()
+                for diff in diffs
+            ]
+            if lines:
+                pytest.fail(
+                    "after upgrading to the heads, the models differ from the "
+                    "database (run 'flask db migrate' to write a revision):\n"
+                    + "\n".join(lines),
+                    pytrace=False,
+                )
+
+    def no_trace(self, app: Flask, workdir: Path, script: Script) -> None:
+        with self.session(app, workdir):
+            self.ensure_at(set(_parents(script)))
+            before = self.snapshot()
+            self.run("upgrade", script.revision, script)
+            self.run("downgrade", self.down_target(script), script)
+            after = self.snapshot()
+            if before != after:
+                from .testing import describe_difference
+
+                pytest.fail(
+                    f"downgrading {_describe(script)} does not give back the "
+                    "schema it was upgraded from:\n"
+                    + describe_difference(before, after),
+                    pytrace=False,
+                )
+
+    def up_down_up(self, app: Flask, workdir: Path, script: Script) -> None:
+        with self.session(app, workdir):
+            self.ensure_at(set(_parents(script)))
+            self.run("upgrade", script.revision, script)
+            self.run("downgrade", self.down_target(script), script)
+            self.run("upgrade", script.revision, script)
+
+    # -- helpers
+
+    @staticmethod
+    def down_target(script: Script) -> str:
+        parents = _parents(script)
+        if not parents:
+            return "base"
+        if len(parents) == 1:
+            return parents[0]
+        return "-1"  # a merge: one step back gives both parents
+
+    @contextmanager
+    def session(self, app: Flask, workdir: Path) -> Iterator[None]:
+        """Point ``app`` at the walk's databases and push an app context."""
+        from .testing import DatabaseCopies, app_urls, use_databases
+
+        if not self.copies:
+            for key, url in app_urls(app).items():
+                self.copies[key] = DatabaseCopies(url, workdir)
+                self.urls[key] = self.copies[key].empty("walk")
+        with ExitStack() as stack:
+            self._app, self._stack = app, stack
+            stack.enter_context(use_databases(app, self.urls))
+            stack.enter_context(app.app_context())
+            try:
+                yield
+            except BaseException:
+                # Whatever state a failed test left behind, the next one
+                # starts from empty databases.
+                self.dirty = True
+                raise
+
+    def close(self) -> None:
+        for copies in self.copies.values():
+            copies.drop_all()
+        self.copies.clear()
+        self.urls.clear()
+
+    def reset(self) -> None:
+        """Make the databases again, empty."""
+        from .testing import use_databases
+
+        for key, copies in self.copies.items():
+            copies.drop(self.urls[key])
+            self.urls[key] = copies.empty("walk")
+        # The engines in use point at the dropped databases; point them at
+        # the new ones (put back when the session block ends).
+        self._stack.enter_context(use_databases(self._app, self.urls))
+
+    def current(self) -> set[str]:
+        from alembic.runtime.migration import MigrationContext
+        from sqlalchemy import create_engine
+        from sqlalchemy.pool import NullPool
+
+        from .inspection import context_options
+        from .testing import _sync_url
+
+        options = context_options()
+        opts = {
+            key: options[key]
+            for key in ("version_table", "version_table_schema")
+            if options.get(key)
+        }
+        found: set[str] = set()
+        for url in self.urls.values():
+            engine = create_engine(_sync_url(url), poolclass=NullPool)
+            try:
+                with engine.connect() as connection:
+                    context = MigrationContext.configure(connection, opts=opts)
+                    heads = set(context.get_current_heads())
+            finally:
+                engine.dispose()
+            if found and heads != found:
+                return {"<databases disagree>"}
+            found = heads
+        return found
+
+    def ensure_at(self, targets: set[str]) -> None:
+        current = self.current()
+        if current == targets and not self.dirty:
+            return
+        if current or self.dirty:
+            self.reset()
+            self.dirty = False
+        for target in sorted(targets):
+            self.run("upgrade", target, None)
+
+    def run(self, name: str, target: str, script: Script | None) -> None:
+        from . import commands
+        from .errors import CommandFailed
+
+        try:
+            getattr(commands, name)(self.history.directory, target)
+            return
+        except CommandFailed as exc:
+            message = exc.message
+        where = _describe(script) if script is not None else f"to {target}"
+        pytest.fail(f"{name} {where} failed: {message}", pytrace=False)
+
+    def snapshot(self) -> dict[str | None, Any]:
+        from sqlalchemy import create_engine
+        from sqlalchemy.pool import NullPool
+
+        from .inspection import context_options
+        from .testing import _sync_url, schema_snapshot
+
+        version_table = str(context_options().get("version_table") or "alembic_version")
+        found = {}
+        for key, url in self.urls.items():
+            engine = create_engine(_sync_url(url), poolclass=NullPool)
+            try:
+                with engine.connect() as connection:
+                    found[key] = schema_snapshot(connection, version_table)
+            finally:
+                engine.dispose()
+        return found
+
+
+def _format_diff(diff: Any) -> str:
+    """One readable line for one of Alembic's autogenerate differences."""
+    if isinstance(diff, list):  # column modifications come grouped
+        return "; ".join(_format_diff(item) for item in diff)
+    kind, *rest = diff
+    described = []
+    for part in rest:
+        name = getattr(part, "name", None)
+        table = getattr(part, "table", None)
+        if name is not None and table is not None and hasattr(table, "name"):
+            described.append(f"{table.name}.{name}")
+        elif name is not None:
+            described.append(str(name))
+        elif part is not None:
+            described.append(repr(part))
+    return f"{kind.replace('_', ' ')} {' '.join(described)}".strip()
+
+
+@pytest.fixture(scope="session")
+def _flask_migrations_walker_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("flask-migrations-walk")

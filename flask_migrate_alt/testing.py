@@ -1,0 +1,685 @@
+"""Throwaway databases for testing migrations, and for tests that need a schema.
+
+The pytest plugin (:mod:`flask_migrate_alt.pytest_plugin`) is built on
+this module; it can also be used on its own. Nothing here touches the
+databases the app is configured with: every database is a new one made on
+the same server (a new file next to nothing for SQLite), named after the
+configured one, and dropped afterwards. While a test runs, the app's
+engines are swapped for engines on those databases, so ``db.session``,
+``db.engine`` and the migration commands all see them.
+
+A database migrated to the heads is built once (the *template*) and copied
+for each test that asks for one, which is much faster than replaying the
+whole history every time:
+
+* PostgreSQL: ``CREATE DATABASE ... TEMPLATE``, a file-level copy made by
+  the server.
+* SQLite: a copy of the database file.
+* MySQL/MariaDB have no such statement; the copy replays ``SHOW CREATE
+  TABLE`` of every table and view of the template and copies the rows with
+  ``INSERT ... SELECT`` (triggers, routines and events are not copied).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from flask import Flask
+    from sqlalchemy import Connection, Engine
+    from sqlalchemy.engine import URL
+
+__all__ = [
+    "DatabaseCopies",
+    "MigratedDatabases",
+    "Migrator",
+    "schema_snapshot",
+    "use_databases",
+]
+
+# PostgreSQL cuts identifiers at 63 bytes, MySQL refuses names over 64.
+_MAX_NAME = 63
+
+
+def _sync_url(url: URL) -> URL:
+    """The URL with a synchronous driver, for creating and dropping databases."""
+    import importlib.util
+
+    from .locking import _SYNC_DRIVERS
+
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        return url.set(drivername="sqlite")
+    if not url.get_dialect().is_async:
+        return url
+    for candidate in _SYNC_DRIVERS.get(backend, []):
+        module = {"mysqldb": "MySQLdb"}.get(*[candidate.partition("+")[2]] * 2)
+        if importlib.util.find_spec(module) is not None:
+            return url.set(drivername=candidate)
+    raise RuntimeError(
+        f"making test databases for the async URL {url.drivername!r} needs a "
+        f"synchronous driver too: install one of {_SYNC_DRIVERS.get(backend)}"
+    )
+
+
+def _admin_engine(url: URL) -> Engine:
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
+
+    return create_engine(
+        _sync_url(url), isolation_level="AUTOCOMMIT", poolclass=NullPool
+    )
+
+
+def _is_memory(url: URL) -> bool:
+    return url.database in (None, "", ":memory:") or bool(
+        url.query.get("mode") == "memory"
+    )
+
+
+@dataclass
+class DatabaseCopies:
+    """Makes and drops throwaway databases on the server of ``url``.
+
+    ``url`` is the URL of one of the app's engines; the databases made here
+    use the same server, user and driver, under names starting with the
+    configured database's name. ``workdir`` holds SQLite files.
+    """
+
+    url: URL
+    workdir: Path
+    made: list[URL] = field(default_factory=list)
+
+    @property
+    def backend(self) -> str:
+        return self.url.get_backend_name()
+
+    def _name(self, label: str) -> str:
+        base = self.url.database or "db"
+        if self.backend == "sqlite":
+            base = "memory" if _is_memory(self.url) else Path(base).stem
+        suffix = f"_{label}_{uuid.uuid4().hex[:10]}"
+        return base[: _MAX_NAME - len(suffix)] + suffix
+
+    def _quote(self, name: str) -> str:
+        dialect = self.url.get_dialect()()
+        return dialect.identifier_preparer.quote_identifier(name)
+
+    def empty(self, label: str = "test") -> URL:
+        """Create an empty database and return its URL."""
+        name = self._name(label)
+        if self.backend == "sqlite":
+            path = self.workdir / f"{name}.db"
+            path.touch()
+            made = self.url.set(database=str(path), query={})
+        else:
+            with _admin_engine(self.url).connect() as conn:
+                conn.exec_driver_sql(f"CREATE DATABASE {self._quote(name)}")
+            made = self.url.set(database=name)
+        self.made.append(made)
+        return made
+
+    def copy(self, template: URL, label: str = "test") -> URL:
+        """Create a database holding the same schema and rows as ``template``.
+
+        Nothing may be connected to ``template`` while it is copied (dispose
+        its engines first): PostgreSQL refuses to copy a database in use.
+        """
+        if self.backend == "sqlite":
+            name = self._name(label)
+            path = self.workdir / f"{name}.db"
+            assert template.database is not None
+            shutil.copyfile(template.database, path)
+            made = self.url.set(database=str(path), query={})
+            self.made.append(made)
+            return made
+        if self.backend == "postgresql":
+            name = self._name(label)
+            assert template.database is not None
+            with _admin_engine(self.url).connect() as conn:
+                conn.exec_driver_sql(
+                    f"CREATE DATABASE {self._quote(name)} "
+                    f"TEMPLATE {self._quote(template.database)}"
+                )
+            made = self.url.set(database=name)
+            self.made.append(made)
+            return made
+        made = self.empty(label)
+        _copy_mysql(template, made)
+        return made
+
+    def drop(self, url: URL) -> None:
+        """Drop a database made here (a no-op for one already dropped)."""
+        if url in self.made:
+            self.made.remove(url)
+        if self.backend == "sqlite":
+            assert url.database is not None
+            for suffix in ("", "-journal", "-wal", "-shm", ".migration-lock"):
+                Path(url.database + suffix).unlink(missing_ok=True)
+            return
+        name = self._quote(url.database or "")
+        force = " WITH (FORCE)" if self.backend == "postgresql" else ""
+        with _admin_engine(self.url).connect() as conn:
+            if self.backend == "postgresql":
+                version = conn.dialect.server_version_info or (0,)
+                force = force if version >= (13,) else ""
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}{force}")
+
+    def drop_all(self) -> None:
+        """Drop every database made here."""
+        for url in list(self.made):
+            self.drop(url)
+
+
+def _copy_mysql(template: URL, target: URL) -> None:
+    """Copy tables, views and rows from one MySQL/MariaDB database to another."""
+    from sqlalchemy import text
+
+    source = template.database or ""
+    engine = _admin_engine(target)
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SET FOREIGN_KEY_CHECKS = 0")
+            rows = conn.execute(
+                text(
+                    "SELECT table_name, table_type FROM information_schema.tables "
+                    "WHERE table_schema = :db ORDER BY table_type, table_name"
+                ),
+                {"db": source},
+            ).all()
+            quote = conn.dialect.identifier_preparer.quote_identifier
+            tables = [name for name, kind in rows if kind == "BASE TABLE"]
+            views = [name for name, kind in rows if kind == "VIEW"]
+            for name in tables:
+                ddl = conn.exec_driver_sql(
+                    f"SHOW CREATE TABLE {quote(source)}.{quote(name)}"
+                ).one()[1]
+                conn.exec_driver_sql(ddl)
+                conn.exec_driver_sql(
+                    f"INSERT INTO {quote(name)} SELECT * FROM "
+                    f"{quote(source)}.{quote(name)}"
+                )
+            for name in views:
+                ddl = conn.exec_driver_sql(
+                    f"SHOW CREATE VIEW {quote(source)}.{quote(name)}"
+                ).one()[1]
+                conn.exec_driver_sql(ddl.replace(f"{quote(source)}.", ""))
+            conn.exec_driver_sql("SET FOREIGN_KEY_CHECKS = 1")
+    finally:
+        engine.dispose()
+
+
+# --------------------------------------------------------------------------
+# pointing an app at other databases
+
+
+def _engine_tables(app: Flask) -> list[dict[Any, Any]]:
+    """The mutable dicts of engines, by bind key, that the app reads engines from.
+
+    Flask-SQLAlchemy and Flask-SQLAlchemy-Lite hand out the same dict on
+    every access to ``db.engines``, so replacing its items is seen by
+    sessions made afterwards and by the migration commands.
+    """
+    state = app.extensions["migrate"]
+    tables: list[dict[Any, Any]] = []
+    if isinstance(state.engines, dict):
+        tables.append(state.engines)
+    elif state.engines is not None:
+        raise TypeError(
+            "Migrate(engines=<one engine>) cannot be pointed at a test database; "
+            "pass engines as a dict ({None: engine}) to use the test fixtures"
+        )
+    db = state.db
+    if db is not None and state.engines is None:
+        with app.app_context():
+            for attribute in ("engines", "async_engines"):
+                engines = getattr(db, attribute, None)
+                if isinstance(engines, dict) and engines:
+                    tables.append(engines)
+    if not tables:
+        raise RuntimeError(
+            "cannot find the app's engines to point them at a test database "
+            "(use Flask-SQLAlchemy, Flask-SQLAlchemy-Lite or Migrate(engines={...}))"
+        )
+    return tables
+
+
+def app_urls(app: Flask) -> dict[str | None, URL]:
+    """The URL of each of the app's engines, by bind key (``None``: default)."""
+    from .environment import _as_mapping
+
+    urls: dict[str | None, URL] = {}
+    for table in _engine_tables(app):
+        for key, engine in (_as_mapping(table) or {}).items():
+            urls.setdefault(key, engine.url)
+    return urls
+
+
+def _new_engine(old: Any, url: URL) -> Any:
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
+
+    if getattr(old, "sync_engine", None) is not None:
+        from sqlalchemy.ext.asyncio import create_async_engine
+
+        return create_async_engine(url, poolclass=NullPool)
+    return create_engine(url, poolclass=NullPool)
+
+
+@contextmanager
+def use_databases(app: Flask, urls: Mapping[str | None, URL]) -> Iterator[None]:
+    """Point the app's engines at other databases for the duration of the block.
+
+    ``urls`` maps bind keys (``None`` for the default database) to the
+    databases to use; engines of other binds are left alone. The engines
+    made for the block are disposed of at the end and the app's own engines
+    put back.
+    """
+    from .environment import _DEFAULT_KEYS
+
+    restore: list[tuple[dict[Any, Any], Any, Any]] = []
+    made: list[Any] = []
+    try:
+        for table in _engine_tables(app):
+            for key in list(table):
+                bind = None if key in _DEFAULT_KEYS else key
+                if bind not in urls:
+                    continue
+                old = table[key]
+                new = _new_engine(old, urls[bind].set(drivername=old.url.drivername))
+                made.append(new)
+                restore.append((table, key, old))
+                table[key] = new
+        yield
+    finally:
+        for table, key, old in reversed(restore):
+            table[key] = old
+        for engine in made:
+            _dispose(engine)
+
+
+def _dispose(engine: Any) -> None:
+    sync_engine = getattr(engine, "sync_engine", None)
+    # An async engine with a NullPool holds no connections once its
+    # connections are closed; disposing of the sync side needs no loop.
+    (sync_engine or engine).dispose()
+
+
+# --------------------------------------------------------------------------
+# databases at the heads, made once and copied
+
+
+def _repository_fingerprint(path: str) -> tuple[tuple[str, int, int], ...]:
+    """Names, sizes and times of the repository's files: changes when they do."""
+    found = []
+    for root, folders, files in os.walk(path):
+        folders[:] = [f for f in folders if f != "__pycache__"]
+        for name in files:
+            if name.endswith((".py", ".mako", ".ini")):
+                stat = os.stat(os.path.join(root, name))
+                found.append((os.path.join(root, name), stat.st_size, stat.st_mtime_ns))
+    return tuple(sorted(found))
+
+
+class MigratedDatabases:
+    """Databases migrated to the heads, built once and then copied.
+
+    The first :meth:`copy` for an app upgrades new, empty databases (the
+    templates) to the heads; every call then returns fresh copies of them.
+    Templates are rebuilt when the app's database URLs or the repository's
+    files change, so a test session that edits revisions never gets a
+    stale schema.
+    """
+
+    def __init__(self, workdir: str | os.PathLike[str]) -> None:
+        self.workdir = Path(workdir)
+        self._templates: dict[Any, dict[str | None, URL]] = {}
+        self._failures: dict[Any, Exception] = {}
+        self._copies: dict[tuple[str | None, str], DatabaseCopies] = {}
+
+    def _servers(self, app: Flask) -> dict[str | None, DatabaseCopies]:
+        servers = {}
+        for key, url in app_urls(app).items():
+            server_key = (key, url.render_as_string(hide_password=False))
+            if server_key not in self._copies:
+                self._copies[server_key] = DatabaseCopies(url, self.workdir)
+            servers[key] = self._copies[server_key]
+        return servers
+
+    def template(
+        self, app: Flask, directory: str | os.PathLike[str] | None = None
+    ) -> dict[str | None, URL]:
+        """The template databases for ``app``, upgraded to the heads on first use."""
+        from .commands import upgrade
+        from .inspection import repository
+
+        servers = self._servers(app)
+        with app.app_context():
+            path = os.path.abspath(repository(directory))
+        key = (
+            path,
+            tuple(sorted((str(k), str(s.url)) for k, s in servers.items())),
+            _repository_fingerprint(path),
+        )
+        found = self._templates.get(key)
+        if found is not None:
+            return found
+        failure = self._failures.get(key)
+        if failure is not None:
+            # The same history would fail the same way for every test.
+            raise failure
+        urls = {bind: copies.empty("template") for bind, copies in servers.items()}
+        try:
+            with use_databases(app, urls), app.app_context():
+                upgrade(directory, "heads")
+            self._templates[key] = urls
+        except Exception as exc:
+            self._failures[key] = exc
+            raise
+        finally:
+            if key not in self._templates:
+                for bind, url in urls.items():
+                    servers[bind].drop(url)
+        return urls
+
+    def copy(
+        self, app: Flask, directory: str | os.PathLike[str] | None = None
+    ) -> dict[str | None, URL]:
+        """New databases at the heads for each of the app's databases."""
+        templates = self.template(app, directory)
+        servers = self._servers(app)
+        return {
+            bind: servers[bind].copy(url, "test") for bind, url in templates.items()
+        }
+
+    def drop(self, app: Flask, urls: Mapping[str | None, URL]) -> None:
+        """Drop databases returned by :meth:`copy`."""
+        servers = self._servers(app)
+        for bind, url in urls.items():
+            servers[bind].drop(url)
+
+    def close(self) -> None:
+        """Drop the templates and anything else made here."""
+        for copies in self._copies.values():
+            copies.drop_all()
+        self._templates.clear()
+
+
+# --------------------------------------------------------------------------
+# comparing schemas
+
+
+def schema_snapshot(
+    connection: Connection, version_table: str = "alembic_version"
+) -> dict[str, Any]:
+    """Describe a database's schema as plain data, for comparing two states.
+
+    Tables (except the version table) with their columns, primary key,
+    foreign keys, indexes, unique and check constraints and comments; views;
+    and on PostgreSQL enum types and sequences. Two snapshots are equal when
+    the schemas are the same as far as a migration could tell.
+    """
+    from sqlalchemy import inspect
+
+    inspector = inspect(connection)
+    tables: dict[str, Any] = {}
+
+    def optional(fn: Any, *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except NotImplementedError:
+            return None
+
+    for name in sorted(inspector.get_table_names()):
+        if name == version_table:
+            continue
+        tables[name] = {
+            "columns": [
+                {
+                    "name": column["name"],
+                    "type": str(column["type"]),
+                    "nullable": column["nullable"],
+                    "default": None
+                    if column.get("default") is None
+                    else str(column["default"]),
+                }
+                for column in inspector.get_columns(name)
+            ],
+            "primary_key": inspector.get_pk_constraint(name).get("constrained_columns"),
+            "foreign_keys": sorted(
+                (
+                    fk.get("name") or "",
+                    tuple(fk["constrained_columns"]),
+                    fk["referred_table"],
+                    tuple(fk["referred_columns"]),
+                )
+                for fk in inspector.get_foreign_keys(name)
+            ),
+            "indexes": sorted(
+                (
+                    index.get("name") or "",
+                    tuple(str(c) for c in index["column_names"]),
+                    bool(index.get("unique")),
+                )
+                for index in inspector.get_indexes(name)
+            ),
+            "unique": sorted(
+                (u.get("name") or "", tuple(u["column_names"]))
+                for u in optional(inspector.get_unique_constraints, name) or []
+            ),
+            "checks": sorted(
+                (c.get("name") or "", str(c.get("sqltext")))
+                for c in optional(inspector.get_check_constraints, name) or []
+            ),
+            "comment": (optional(inspector.get_table_comment, name) or {}).get("text"),
+        }
+    snapshot: dict[str, Any] = {
+        "tables": tables,
+        "views": sorted(optional(inspector.get_view_names) or []),
+    }
+    if connection.dialect.name == "postgresql":
+        snapshot["enums"] = sorted(
+            (e["name"], tuple(e["labels"]))
+            for e in inspector.get_enums()  # type: ignore[attr-defined]
+        )
+        snapshot["sequences"] = sorted(inspector.get_sequence_names())
+    return snapshot
+
+
+def describe_difference(before: Any, after: Any) -> str:
+    """Say how two schemas differ, one line per difference, for test failures.
+
+    ``before`` and ``after`` are :func:`schema_snapshot` results, or dicts of
+    them by bind key.
+    """
+    lines: list[str] = []
+    _differences(before, after, [], lines)
+    return "\n".join(lines)
+
+
+_SINGULAR = {"tables": "table", "columns": "column", "views": "views"}
+
+
+def _label(path: list[str]) -> str:
+    words = [_SINGULAR.get(part, part) for part in path if part]
+    return " ".join(words) or "schema"
+
+
+def _differences(before: Any, after: Any, path: list[str], lines: list[str]) -> None:
+    if before == after:
+        return
+    if isinstance(before, dict) and isinstance(after, dict):
+        for key in sorted(set(before) | set(after), key=str):
+            here = [*path, "" if key is None else str(key)]
+            if key not in after:
+                lines.append(f"  {_label(here)}: there before, gone after")
+            elif key not in before:
+                lines.append(f"  {_label(here)}: not there before, there after")
+            else:
+                _differences(before[key], after[key], here, lines)
+        return
+    if (
+        isinstance(before, list)
+        and isinstance(after, list)
+        and all(isinstance(item, dict) and "name" in item for item in before + after)
+    ):
+        old = {item["name"]: item for item in before}
+        new = {item["name"]: item for item in after}
+        for name in [*old, *(n for n in new if n not in old)]:
+            if name not in new:
+                lines.append(f"  {_label(path)} {name}: there before, gone after")
+            elif name not in old:
+                lines.append(f"  {_label(path)} {name}: not there before, there after")
+            elif old[name] != new[name]:
+                lines.append(
+                    f"  {_label(path)} {name}: before {old[name]}, after {new[name]}"
+                )
+        return
+    lines.append(f"  {_label(path)}: before {before!r}, after {after!r}")
+
+
+# --------------------------------------------------------------------------
+# running migrations step by step
+
+
+class Migrator:
+    """Runs an app's migrations on throwaway databases, step by step.
+
+    Meant for testing data migrations: upgrade to the revision before the
+    one under test, insert rows, upgrade once more, look at the rows::
+
+        migrator.upgrade("1a2b3c")
+        migrator.execute("INSERT INTO user (name) VALUES ('ann')")
+        migrator.upgrade("4d5e6f")
+        assert migrator.execute("SELECT slug FROM user").scalar() == "ann"
+
+    While it is active (``with migrator:``, which the pytest fixture does),
+    the app's engines point at its databases, one per database of the app,
+    empty at the start.
+    """
+
+    def __init__(
+        self,
+        app: Flask,
+        directory: str | os.PathLike[str] | None = None,
+        workdir: str | os.PathLike[str] | None = None,
+    ) -> None:
+        self.app = app
+        self.directory = directory
+        self._workdir = Path(workdir) if workdir else None
+        self._stack = ExitStack()
+        self._copies: dict[str | None, DatabaseCopies] = {}
+        #: The URL of the database of each bind key (``None``: default).
+        self.urls: dict[str | None, URL] = {}
+
+    def __enter__(self) -> Migrator:
+        if self._workdir is None:
+            self._workdir = Path(
+                self._stack.enter_context(
+                    tempfile.TemporaryDirectory(prefix="flask-migrate-alt-")
+                )
+            )
+        for key, url in app_urls(self.app).items():
+            copies = DatabaseCopies(url, self._workdir)
+            self._copies[key] = copies
+            self._stack.callback(copies.drop_all)
+            self.urls[key] = copies.empty("migrator")
+        self._stack.enter_context(use_databases(self.app, self.urls))
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stack.close()
+
+    def reset(self) -> None:
+        """Start again from empty databases."""
+        with self.app.app_context():
+            for engine in _engine_values(self.app):
+                _dispose(engine)
+        for key, copies in self._copies.items():
+            copies.drop(self.urls[key])
+            self.urls[key] = copies.empty("migrator")
+        self._stack.enter_context(use_databases(self.app, self.urls))
+
+    def upgrade(self, revision: str = "heads") -> list[str]:
+        """Upgrade to ``revision``; return the ids applied."""
+        from .commands import upgrade
+
+        with self.app.app_context():
+            return upgrade(self.directory, revision)
+
+    def downgrade(self, revision: str = "-1") -> list[str]:
+        """Downgrade to ``revision``; return the ids undone."""
+        from .commands import downgrade
+
+        with self.app.app_context():
+            return downgrade(self.directory, revision)
+
+    def current(self, bind: str | None = None) -> tuple[str, ...]:
+        """The revision ids the database of ``bind`` is at (empty: none)."""
+        from .inspection import migration_context
+
+        with self.app.app_context(), migration_context(bind) as context:
+            return tuple(context.get_current_heads())
+
+    @contextmanager
+    def connect(self, bind: str | None = None) -> Iterator[Connection]:
+        """A connection to the database of ``bind``, committed when the block ends."""
+        from sqlalchemy import create_engine
+        from sqlalchemy.pool import NullPool
+
+        engine = create_engine(_sync_url(self.urls[bind]), poolclass=NullPool)
+        try:
+            with engine.begin() as connection:
+                yield connection
+        finally:
+            engine.dispose()
+
+    def execute(
+        self, statement: Any, parameters: Any = None, bind: str | None = None
+    ) -> Any:
+        """Run one statement (SQL text or SQLAlchemy) and return its buffered result."""
+        from sqlalchemy import text
+
+        if isinstance(statement, str):
+            statement = text(statement)
+        with self.connect(bind) as connection:
+            return connection.execute(statement, parameters).freeze()()
+
+    def insert(
+        self,
+        table: str,
+        rows: list[dict[str, Any]] | dict[str, Any],
+        bind: str | None = None,
+    ) -> None:
+        """Insert rows into a table as it is now (reflected, not the models)."""
+        from sqlalchemy import MetaData, Table
+
+        with self.connect(bind) as connection:
+            reflected = Table(table, MetaData(), autoload_with=connection)
+            connection.execute(
+                reflected.insert(), rows if isinstance(rows, list) else [rows]
+            )
+
+    def snapshot(self, bind: str | None = None) -> dict[str, Any]:
+        """:func:`schema_snapshot` of the database of ``bind``."""
+        with self.connect(bind) as connection:
+            return schema_snapshot(connection, _version_table(self.app))
+
+
+def _engine_values(app: Flask) -> list[Any]:
+    return [engine for table in _engine_tables(app) for engine in table.values()]
+
+
+def _version_table(app: Flask) -> str:
+    with app.app_context():
+        from .inspection import context_options
+
+        return str(context_options().get("version_table") or "alembic_version")
