@@ -397,7 +397,8 @@ def test_min_revision_and_skip_list(project: Callable[..., Project], url: str) -
     made.write_app()
     made.write_history()
     made.pytester.makeini(
-        "[pytest]\nflask_migrations_min_revision = r2\nflask_migrations_skip =\n    r3\n"
+        "[pytest]\nflask_migrations_min_revision = r2\n"
+        "flask_migrations_skip =\n    r3\n"
     )
     result = made.run("--flask-migrations", "-v", "-rs")
     result.assert_outcomes(passed=5, skipped=2)
@@ -436,7 +437,8 @@ def test_multiple_databases(
         path = made.versions / f"{rev}_{message.replace(' ', '_')}.py"
         source = path.read_text().replace("def upgrade():", "def upgrade(engine_name):")
         source = source.replace("def downgrade():", "def downgrade(engine_name):")
-        source += f"\n\ndef upgrade_():\n{_body(up)}\n\ndef downgrade_():\n{_body(down_code)}\n"
+        source += f"\n\ndef upgrade_():\n{_body(up)}\n"
+        source += f"\n\ndef downgrade_():\n{_body(down_code)}\n"
         audit_up = (
             "op.create_table('event', sa.Column('id', sa.Integer(), primary_key=True))"
             if event
@@ -665,3 +667,75 @@ def test_templates_follow_changes_to_the_revision_files(
         with app.app_context():
             app.extensions["sqlalchemy"].engines[None].dispose()
     assert list((tmp_path / "work").iterdir()) == []
+
+
+ASYNC_APP = """
+import sqlalchemy as sa
+from flask import Flask
+from flask_sqlalchemy_lite import SQLAlchemy
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from flask_migrate_alt import Migrate
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Item(Base):
+    __tablename__ = "item"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(50), index=True)
+    note: Mapped[str | None] = mapped_column(sa.String(100))
+
+
+class Tag(Base):
+    __tablename__ = "tag"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    item_id: Mapped[int | None] = mapped_column(sa.ForeignKey("item.id"))
+
+
+db = SQLAlchemy()
+
+
+def create_app():
+    app = Flask(__name__)
+    app.config["SQLALCHEMY_ASYNC_ENGINES"] = {{"default": {{"url": {url!r}}}}}
+    db.init_app(app)
+    Migrate(app, db, metadata=Base.metadata)
+    return app
+"""
+
+
+def test_async_engines_with_flask_sqlalchemy_lite(
+    project: Callable[..., Project], tmp_path: Path
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'configured.db'}"
+    made = project(url)
+    made.pytester.makepyfile(fmaapp=ASYNC_APP.format(url=url))
+    made.write_history()
+    made.write_tests(
+        test_async="""
+        import asyncio
+
+        import sqlalchemy as sa
+        from fmaapp import db
+
+
+        def test_copy(app, migrated_db):
+            async def count():
+                async with db.async_engine.connect() as conn:
+                    found = await conn.execute(sa.text("SELECT count(*) FROM item"))
+                    return found.scalar()
+
+            with app.app_context():
+                assert db.async_engine.url.database == migrated_db.url.database
+                assert asyncio.run(count()) == 0
+        """
+    )
+    result = made.run("--flask-migrations", "-v")
+    result.assert_outcomes(passed=10)
+    assert (
+        not (tmp_path / "configured.db").exists()
+        or _tables(f"sqlite:///{tmp_path / 'configured.db'}") == set()
+    )
