@@ -40,6 +40,8 @@ from .inspection import (
     produce_migrations,
     script_directory,
 )
+from .lint import Finding, LintReport, lint
+from .status import DatabaseStatus, RevisionStatus, status
 
 if TYPE_CHECKING:
     from .config import Config
@@ -51,8 +53,12 @@ __version__ = "0.1.0"
 __all__ = [
     "CommandFailed",
     "Config",
+    "DatabaseStatus",
+    "Finding",
+    "LintReport",
     "Migrate",
     "MigrateNotSetUp",
+    "RevisionStatus",
     "alembic_version",
     "branches",
     "catch_errors",
@@ -64,6 +70,7 @@ __all__ = [
     "heads",
     "history",
     "init",
+    "lint",
     "list_templates",
     "log",
     "merge",
@@ -77,6 +84,7 @@ __all__ = [
     "script_directory",
     "show",
     "stamp",
+    "status",
     "upgrade",
 ]
 

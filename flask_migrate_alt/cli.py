@@ -317,6 +317,117 @@ def check(
     commands.check(shared.directory, x_arg=shared.x_arg)
 
 
+@db.command()
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the status as JSON, and nothing else, on stdout.",
+)
+@click.option(
+    "--exit-code",
+    is_flag=True,
+    help="Exit with status 2 if an upgrade is pending, 3 if the models differ "
+    "from the database at head, 0 if up to date (1 stays an error).",
+)
+@click.option(
+    "--no-compare",
+    is_flag=True,
+    help="Don't compare the models with the database (faster).",
+)
+@click.option(
+    "-v",
+    "--verbose",
+    is_flag=True,
+    help="List every revision instead of collapsing long runs.",
+)
+@click.pass_obj
+def status(
+    shared: DbOptions, as_json: bool, exit_code: bool, no_compare: bool, verbose: bool
+) -> None:
+    """Show the migration state of each database.
+
+    For each database: its revisions, applied or pending, the upgrade plan,
+    and whether the models differ from the schema. Nothing is changed.
+
+    \b
+    With --exit-code the exit status tells the state:
+      0  up to date: at the heads, and the models match
+      1  the command failed (an "Error:" line says why)
+      2  an upgrade is pending ('flask db upgrade')
+      3  at the heads, but the models differ ('flask db migrate')
+    """
+    from .status import as_json as json_report
+    from .status import as_text, exit_status
+    from .status import status as database_status
+
+    found = database_status(
+        shared.directory, x_arg=shared.x_arg, compare=not no_compare
+    )
+    if as_json:
+        click.echo(json_report(found))
+    else:
+        click.echo(as_text(found, verbose=verbose), nl=False)
+    if exit_code:
+        click.get_current_context().exit(exit_status(found))
+
+
+@db.command()
+@click.argument("rev_range", required=False)
+@click.option(
+    "--warn-only",
+    is_flag=True,
+    help="Print the problems but exit with status 0.",
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the findings as a JSON array."
+)
+@click.option(
+    "--rule",
+    "rules",
+    multiple=True,
+    metavar="RULE",
+    help="Check only this rule; may be repeated.",
+)
+@click.option(
+    "--ignore", multiple=True, metavar="RULE", help="Skip this rule; may be repeated."
+)
+@click.pass_obj
+def lint(
+    shared: DbOptions,
+    rev_range: str | None,
+    warn_only: bool,
+    as_json: bool,
+    rules: tuple[str, ...],
+    ignore: tuple[str, ...],
+) -> None:
+    """Review revisions for operations that are risky in production.
+
+    REV_RANGE is one revision or START:END (both included), such as
+    base:heads; the default is the revisions the database does not have
+    yet. Exits with status 1 if a problem is not accepted.
+    """
+    import json
+
+    from .lint import lint as review
+
+    report = review(
+        shared.directory,
+        rev_range,
+        x_arg=shared.x_arg,
+        rules=rules or None,
+        ignore=ignore,
+    )
+    if as_json:
+        click.echo(json.dumps([finding.as_dict() for finding in report], indent=2))
+    else:
+        for finding in report:
+            click.echo(str(finding))
+        click.echo(report.summary())
+    if report.problems and not warn_only:
+        click.get_current_context().exit(1)
+
+
 def _attach_shared_options() -> None:
     for command in db.commands.values():
         shared = _shared_options()
