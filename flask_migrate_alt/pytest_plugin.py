@@ -439,6 +439,7 @@ class _Walker:
         self, migrations_app: Flask, _flask_migrations_walker_dir: Path
     ) -> None:
         from .inspection import compare_metadata
+        from .status import describe_difference
 
         with self.session(migrations_app, _flask_migrations_walker_dir):
             self.ensure_at(set(self.history.heads))
@@ -446,9 +447,10 @@ class _Walker:
                 found = compare_metadata(self.history.directory)
             per_db = found if isinstance(found, dict) else {None: found}
             lines = [
-                f"  {'' if key is None else f'[{key}] '}{_format_diff(diff)}"
+                f"  {'' if key is None else f'[{key}] '}{line}"
                 for key, diffs in per_db.items()
                 for diff in diffs
+                for line in describe_difference(diff)
             ]
             if lines:
                 pytest.fail(
@@ -598,24 +600,6 @@ class _Walker:
             finally:
                 engine.dispose()
         return found
-
-
-def _format_diff(diff: Any) -> str:
-    """One readable line for one of Alembic's autogenerate differences."""
-    if isinstance(diff, list):  # column modifications come grouped
-        return "; ".join(_format_diff(item) for item in diff)
-    kind, *rest = diff
-    described = []
-    for part in rest:
-        name = getattr(part, "name", None)
-        table = getattr(part, "table", None)
-        if name is not None and table is not None and hasattr(table, "name"):
-            described.append(f"{table.name}.{name}")
-        elif name is not None:
-            described.append(str(name))
-        elif part is not None:
-            described.append(repr(part))
-    return f"{kind.replace('_', ' ')} {' '.join(described)}".strip()
 
 
 @pytest.fixture(scope="session")
