@@ -405,7 +405,7 @@ class _Recorder:
 
 
 def _offline_context(dialect_name: str) -> MigrationContext:
-    from alembic.runtime.migration import MigrationContext
+    from alembic import context as environment
     from alembic.runtime.migration import log as alembic_log
 
     # Alembic logs "Context impl ..." for each context; lint makes two per
@@ -415,10 +415,11 @@ def _offline_context(dialect_name: str) -> MigrationContext:
 
     alembic_log.addFilter(quiet)
     try:
-        return MigrationContext.configure(
-            dialect_name=dialect_name,
-            opts={"as_sql": True, "output_buffer": io.StringIO()},
-        )
+        # Configured through the EnvironmentContext lint runs in (offline),
+        # so that a revision asking context.get_context() for the dialect
+        # gets this context, as it would under 'flask db upgrade'.
+        environment.configure(dialect_name=dialect_name, output_buffer=io.StringIO())
+        return environment.get_context()
     finally:
         alembic_log.removeFilter(quiet)
 
@@ -763,7 +764,7 @@ def _pending(
 ) -> dict[str, set[str]]:
     """The ids of the revisions each database does not have yet, by name."""
     from alembic.script.revision import RevisionError
-    from sqlalchemy.exc import DBAPIError
+    from sqlalchemy.exc import SQLAlchemyError
 
     from .errors import describe
     from .inspection import _each_database
@@ -773,7 +774,9 @@ def _pending(
 
     try:
         found = _each_database(directory, heads)
-    except (DBAPIError, OSError) as exc:
+    except (SQLAlchemyError, OSError) as exc:
+        # Not only driver errors: an async URL on a synchronous engine fails
+        # with MissingGreenlet when connecting.
         raise RuntimeError(
             f"cannot read the current revision from the database ({describe(exc)}); "
             "start the database or fix its URL, or give a revision range such "

@@ -141,7 +141,12 @@ def migrations_app(request: pytest.FixtureRequest) -> Flask:
     """
     spec = _app_spec(request.config)
     if spec:
-        return _load_app(spec)
+        try:
+            return _load_app(spec)
+        except pytest.UsageError as exc:
+            message = str(exc)
+        # Outside the except block, so the report is the one line.
+        pytest.fail(message, pytrace=False)
     try:
         app: Flask = request.getfixturevalue("app")
     except pytest.FixtureLookupError:
@@ -337,6 +342,7 @@ class MigrationTests(pytest.File):
         config = self.config
         try:
             history = _read_history(config)
+            tested = history.downgrade_tested(config)
         except Exception as exc:  # noqa: BLE001 - reported as a failing test
             message = f"cannot read the migration history: {exc}"
 
@@ -353,7 +359,7 @@ class MigrationTests(pytest.File):
         skip = {
             rev.strip() for rev in config.getini("flask_migrations_skip") if rev.strip()
         }
-        for script in history.downgrade_tested(config):
+        for script in tested:
             rev = script.revision
             marks = []
             if any(rev.startswith(s) for s in skip):
@@ -491,9 +497,12 @@ class _Walker:
         parents = _parents(script)
         if not parents:
             return "base"
-        if len(parents) == 1:
+        if len(parents) == 1 or script.is_merge_point:
+            # For a merge, Alembic refuses "-1" ("Ambiguous walk");
+            # downgrading to its first parent (its versioned parents come
+            # first) takes back just the merge, leaving the others applied.
             return parents[0]
-        return "-1"  # a merge: one step back gives both parents
+        return "-1"  # a parent and dependencies: one step back keeps those
 
     @contextmanager
     def session(self, app: Flask, workdir: Path) -> Iterator[None]:

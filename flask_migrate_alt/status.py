@@ -170,7 +170,10 @@ def status(
     :param compare: compare the models with each database at the heads, as
         ``flask db check`` does; ``False`` skips that, which is faster.
     """
+    from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
     from .commands import _config, _script
+    from .errors import describe
     from .inspection import _each_database
 
     history = _History(_script(_config(directory, x_arg=x_arg)))
@@ -178,7 +181,17 @@ def status(
     def inspect(context: MigrationContext, db: Database) -> DatabaseStatus:
         return history.database_status(context, db, compare=compare)
 
-    found = _each_database(directory, inspect)
+    try:
+        found = _each_database(directory, inspect)
+    except SQLAlchemyError as exc:
+        if isinstance(exc, DBAPIError):
+            raise  # catch_errors words driver errors itself
+        # Such as MissingGreenlet, from an async URL given to a synchronous
+        # engine: a mistake in the app's configuration, worth one line.
+        raise RuntimeError(
+            f"cannot read the state of the database ({describe(exc)}); check "
+            "its URL and engine options"
+        ) from exc
     return list(found.values()) if isinstance(found, dict) else [found]
 
 

@@ -171,12 +171,38 @@ class DatabaseCopies:
             if self.backend == "postgresql":
                 version = conn.dialect.server_version_info or (0,)
                 force = force if version >= (13,) else ""
+            elif self.backend in ("mysql", "mariadb"):
+                _disconnect_mysql(conn, url.database or "")
             conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}{force}")
 
     def drop_all(self) -> None:
         """Drop every database made here."""
         for url in list(self.made):
             self.drop(url)
+
+
+def _disconnect_mysql(conn: Connection, database: str) -> None:
+    """End the other connections to ``database``, as PostgreSQL's FORCE does.
+
+    A connection still in a transaction (a session a test left open) holds
+    a metadata lock that DROP DATABASE would wait on for as long as
+    ``lock_wait_timeout``, a year by default.
+    """
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    threads = conn.execute(
+        text(
+            "SELECT id FROM information_schema.processlist "
+            "WHERE db = :db AND id <> CONNECTION_ID()"
+        ),
+        {"db": database},
+    ).scalars()
+    for thread in list(threads):
+        try:
+            conn.exec_driver_sql(f"KILL {int(thread)}")
+        except DBAPIError:
+            pass  # it ended meanwhile, or belongs to another user
 
 
 def _copy_mysql(template: URL, target: URL) -> None:
@@ -300,10 +326,29 @@ def use_databases(app: Flask, urls: Mapping[str | None, URL]) -> Iterator[None]:
                 table[key] = new
         yield
     finally:
+        _end_session(app)
         for table, key, old in reversed(restore):
             table[key] = old
         for engine in made:
             _dispose(engine)
+
+
+def _end_session(app: Flask) -> None:
+    """Close the app's Flask-SQLAlchemy session in an app context left pushed.
+
+    A test that keeps an app context around its fixtures also keeps its
+    session's connection to the database about to be dropped: the drop
+    would wait for it (MySQL) or cut it under the session (PostgreSQL), and
+    the session would go on using a database that no longer exists.
+    """
+    from flask import current_app, has_app_context
+
+    db = app.extensions["migrate"].db
+    # Flask-SQLAlchemy's scoped session is an instance attribute; the
+    # session of Flask-SQLAlchemy-Lite, a property, ends with the context.
+    remove = getattr(getattr(db, "__dict__", {}).get("session"), "remove", None)
+    if callable(remove) and has_app_context() and current_app.name == app.name:
+        remove()
 
 
 def _dispose(engine: Any) -> None:
@@ -424,7 +469,8 @@ def schema_snapshot(
 
     Tables (except the version table) with their columns, primary key,
     foreign keys, indexes, unique and check constraints and comments; views;
-    and on PostgreSQL enum types and sequences. Two snapshots are equal when
+    and on PostgreSQL the app's other schemas (their tables keyed
+    ``schema.table``), enum types and sequences. Two snapshots are equal when
     the schemas are the same as far as a migration could tell.
     """
     from sqlalchemy import inspect
@@ -438,60 +484,90 @@ def schema_snapshot(
         except NotImplementedError:
             return None
 
-    for name in sorted(inspector.get_table_names()):
-        if name == version_table:
-            continue
-        tables[name] = {
-            "columns": [
-                {
-                    "name": column["name"],
-                    "type": str(column["type"]),
-                    "nullable": column["nullable"],
-                    "default": None
-                    if column.get("default") is None
-                    else str(column["default"]),
-                }
-                for column in inspector.get_columns(name)
-            ],
-            "primary_key": inspector.get_pk_constraint(name).get("constrained_columns"),
-            "foreign_keys": sorted(
-                (
-                    fk.get("name") or "",
-                    tuple(fk["constrained_columns"]),
-                    fk["referred_table"],
-                    tuple(fk["referred_columns"]),
-                )
-                for fk in inspector.get_foreign_keys(name)
-            ),
-            "indexes": sorted(
-                (
-                    index.get("name") or "",
-                    tuple(str(c) for c in index["column_names"]),
-                    bool(index.get("unique")),
-                )
-                for index in inspector.get_indexes(name)
-            ),
-            "unique": sorted(
-                (u.get("name") or "", tuple(u["column_names"]))
-                for u in optional(inspector.get_unique_constraints, name) or []
-            ),
-            "checks": sorted(
-                (c.get("name") or "", str(c.get("sqltext")))
-                for c in optional(inspector.get_check_constraints, name) or []
-            ),
-            "comment": (optional(inspector.get_table_comment, name) or {}).get("text"),
-        }
-    snapshot: dict[str, Any] = {
-        "tables": tables,
-        "views": sorted(optional(inspector.get_view_names) or []),
-    }
+    schemas: list[str | None] = [None]
     if connection.dialect.name == "postgresql":
-        snapshot["enums"] = sorted(
-            (e["name"], tuple(e["labels"]))
-            for e in inspector.get_enums()  # type: ignore[attr-defined]
+        # Tables a revision makes in another schema must vanish on
+        # downgrade too; PostgreSQL's own schemas are not the app's.
+        schemas += sorted(
+            name
+            for name in inspector.get_schema_names()
+            if name != inspector.default_schema_name
+            and name != "information_schema"
+            and not name.startswith("pg_")
         )
-        snapshot["sequences"] = sorted(inspector.get_sequence_names())
+    for schema in schemas:
+        for name in sorted(inspector.get_table_names(schema=schema)):
+            if name == version_table:
+                continue
+            key = name if schema is None else f"{schema}.{name}"
+            tables[key] = _table_snapshot(inspector, name, schema, optional)
+    views = [
+        view if schema is None else f"{schema}.{view}"
+        for schema in schemas
+        for view in optional(inspector.get_view_names, schema) or []
+    ]
+    snapshot: dict[str, Any] = {"tables": tables, "views": sorted(views)}
+    if connection.dialect.name == "postgresql":
+        snapshot["schemas"] = schemas[1:]
+        snapshot["enums"] = sorted(
+            (e["schema"], e["name"], tuple(e["labels"]))
+            for e in inspector.get_enums(schema="*")  # type: ignore[attr-defined]
+        )
+        snapshot["sequences"] = sorted(
+            (schema or "", sequence)
+            for schema in schemas
+            for sequence in inspector.get_sequence_names(schema=schema)
+        )
     return snapshot
+
+
+def _table_snapshot(
+    inspector: Any, name: str, schema: str | None, optional: Any
+) -> dict[str, Any]:
+    return {
+        "columns": [
+            {
+                "name": column["name"],
+                "type": str(column["type"]),
+                "nullable": column["nullable"],
+                "default": None
+                if column.get("default") is None
+                else str(column["default"]),
+            }
+            for column in inspector.get_columns(name, schema=schema)
+        ],
+        "primary_key": inspector.get_pk_constraint(name, schema=schema).get(
+            "constrained_columns"
+        ),
+        "foreign_keys": sorted(
+            (
+                fk.get("name") or "",
+                tuple(fk["constrained_columns"]),
+                fk["referred_table"],
+                tuple(fk["referred_columns"]),
+            )
+            for fk in inspector.get_foreign_keys(name, schema=schema)
+        ),
+        "indexes": sorted(
+            (
+                index.get("name") or "",
+                tuple(str(c) for c in index["column_names"]),
+                bool(index.get("unique")),
+            )
+            for index in inspector.get_indexes(name, schema=schema)
+        ),
+        "unique": sorted(
+            (u.get("name") or "", tuple(u["column_names"]))
+            for u in optional(inspector.get_unique_constraints, name, schema) or []
+        ),
+        "checks": sorted(
+            (c.get("name") or "", str(c.get("sqltext")))
+            for c in optional(inspector.get_check_constraints, name, schema) or []
+        ),
+        "comment": (optional(inspector.get_table_comment, name, schema) or {}).get(
+            "text"
+        ),
+    }
 
 
 def describe_difference(before: Any, after: Any) -> str:
@@ -624,9 +700,20 @@ class Migrator:
 
     def current(self, bind: str | None = None) -> tuple[str, ...]:
         """The revision ids the database of ``bind`` is at (empty: none)."""
-        from .inspection import migration_context
+        from alembic.runtime.migration import MigrationContext
 
-        with self.app.app_context(), migration_context(bind) as context:
+        from .inspection import context_options
+
+        with self.app.app_context():
+            options = context_options()
+        opts = {
+            key: options[key]
+            for key in ("version_table", "version_table_schema")
+            if options.get(key)
+        }
+        # A synchronous connection of its own: the app's engine may be async.
+        with self.connect(bind) as connection:
+            context = MigrationContext.configure(connection, opts=opts)
             return tuple(context.get_current_heads())
 
     @contextmanager

@@ -729,6 +729,52 @@ def test_not_inspectable_revision_does_not_stop_the_lint(lint_app: Flask) -> Non
     assert [(f.rule, f.accepted) for f in found] == [("not-inspectable", True)]
 
 
+def test_revision_asks_context_for_the_migration_context(
+    make_app: AppFactory, server: Server
+) -> None:
+    app = make_app(server.new_database(), models=no_models)
+    with app.app_context():
+        init()
+        # Older revision files ask the environment, not op, for the dialect;
+        # before, lint reported them as not-inspectable ("No context has
+        # been configured yet").
+        write_revision(
+            "ctx",
+            None,
+            "op.drop_table('cache_' + context.get_context().dialect.name)",
+            header="from alembic import context\n",
+        )
+        found = lint(rev_range="ctx")
+    assert rules(found) == [("ctx", "drop-table")]
+    assert f"drops table cache_{server.backend}" in found[0].message
+    result = invoke(app, "ctx")
+    assert result.exit_code == 1
+    assert f"drops table cache_{server.backend}:" in result.output
+
+
+def test_async_url_on_a_synchronous_engine_is_one_error_line(
+    make_app: AppFactory, sqlite_server: Server, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Flask-SQLAlchemy makes a synchronous engine of an async URL: it fails
+    # on connecting, with MissingGreenlet (before: a traceback). (aiosqlite
+    # only: asyncpg and aiomysql leave an unawaited coroutine behind.)
+    app = make_app(sqlite_server.new_database(async_driver=True), models=no_models)
+    with app.app_context():
+        init()
+        chain(1)
+        capsys.readouterr()
+        with pytest.raises(CommandFailed) as failed:
+            lint()
+        assert rules(lint(rev_range="r1")) == [("r1", "drop-column")]
+    message = failed.value.message
+    assert message.startswith("cannot read the current revision from the database")
+    assert "MissingGreenlet" in message
+    assert capsys.readouterr().err == f"Error: {message}\n"
+    result = invoke(app)
+    assert result.exit_code == 1
+    assert result.output == f"Error: {message}\n"
+
+
 # --------------------------------------------------------------------------
 # several databases
 

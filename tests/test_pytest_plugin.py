@@ -406,6 +406,150 @@ def test_min_revision_and_skip_list(project: Callable[..., Project], url: str) -
     result.stdout.fnmatch_lines(["*r3 is in flask_migrations_skip*"])
 
 
+def test_bad_min_revision_and_app_are_one_line_failures(
+    project: Callable[..., Project], url: str
+) -> None:
+    made = project(url)
+    made.write_app()
+    made.write_history()
+    made.pytester.makeini("[pytest]\nflask_migrations_min_revision = zzz\n")
+    result = made.run("--flask-migrations")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["*flask_migrations_min_revision = 'zzz' matches 0 revisions*"]
+    )
+    assert "Traceback" not in result.stdout.str()
+    assert "raise pytest.UsageError" not in result.stdout.str()
+
+    made.pytester.makeini("[pytest]\n")
+    made.write_tests(test_uses="def test_uses(migrated_db):\n    pass\n")
+    result = made.run("--flask-migrations-app", "nomodule:create_app", "tests")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*flask_migrations_app = 'nomodule:create_app'*"])
+    assert "raise pytest.UsageError" not in result.stdout.str()
+
+
+def test_merged_and_dependent_revisions(
+    project: Callable[..., Project], server: Server
+) -> None:
+    url = server.new_database()
+    made = project(url)
+    made.write_app()
+    made.write_history()
+    # r3 and s1 both follow r2; s2 needs r3 too; m merges them.
+    table = "op.create_table('{0}', sa.Column('id', sa.Integer, primary_key=True))"
+    made.write_revision(
+        "s1", "r2", "side", table.format("side"), "op.drop_table('side')"
+    )
+    made.write_revision(
+        "s2", "s1", "needs tag", table.format("side2"), "op.drop_table('side2')"
+    )
+    path = made.versions / "s2_needs_tag.py"
+    path.write_text(path.read_text().replace("depends_on = None", "depends_on = 'r3'"))
+    made.write_revision("m", ("r3", "s2"), "merge", "pass", "pass")
+    made.write_app(
+        extra_models="""
+class Side(db.Model):
+    __tablename__ = "side"
+    id = db.Column(db.Integer, primary_key=True)
+
+
+class Side2(db.Model):
+    __tablename__ = "side2"
+    id = db.Column(db.Integer, primary_key=True)
+"""
+    )
+    result = made.run("--flask-migrations", "-v")
+    # Before, downgrading the merge asked Alembic for "-1": "Ambiguous walk".
+    result.stdout.fnmatch_lines(
+        [
+            "*test_downgrade_leaves_no_trace[[]m[]] PASSED*",
+            "*test_up_down_up[[]m[]] PASSED*",
+        ]
+    )
+    result.assert_outcomes(passed=15)
+    assert _leftovers(server, url) == []
+
+
+def test_tables_in_other_postgresql_schemas_are_compared(
+    project: Callable[..., Project], postgresql_server: Server
+) -> None:
+    made = project(postgresql_server.new_database())
+    made.write_app()
+    made.write_history()
+    made.write_revision(
+        "r4",
+        "r3",
+        "audit schema",
+        """
+        op.execute("CREATE SCHEMA audit")
+        op.create_table(
+            "log", sa.Column("id", sa.Integer, primary_key=True), schema="audit"
+        )
+        """,
+        'op.execute("DROP SCHEMA audit CASCADE")',
+    )
+    result = made.run("--flask-migrations", "-k", "no_trace")
+    result.assert_outcomes(passed=4)
+
+    # A downgrade that leaves the table (and its schema) behind is caught,
+    # though the table is not in the default schema.
+    made.write_revision(
+        "r4",
+        "r3",
+        "audit schema",
+        """
+        op.execute("CREATE SCHEMA IF NOT EXISTS audit")
+        op.create_table(
+            "log", sa.Column("id", sa.Integer, primary_key=True), schema="audit"
+        )
+        """,
+        "pass",
+    )
+    result = made.run("--flask-migrations", "-k", "no_trace and r4")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*schemas: before [[][]], after [[]'audit'[]]*",
+            "*table audit.log: not there before, there after*",
+        ]
+    )
+
+
+def test_sessions_left_open_do_not_block_the_drop(
+    project: Callable[..., Project], server: Server
+) -> None:
+    url = server.new_database()
+    made = project(url)
+    made.write_app()
+    made.write_history()
+    # An app fixture that keeps its context pushed around the test: the
+    # session's connection (in a transaction) outlives migrated_db.
+    (made.pytester.path / "tests" / "conftest.py").write_text(
+        "import pytest\nfrom fmaapp import create_app\n\n\n"
+        "@pytest.fixture\ndef app():\n    app = create_app()\n"
+        "    with app.app_context():\n        yield app\n"
+    )
+    made.write_tests(
+        test_open="""
+        from fmaapp import Item
+
+
+        def test_open(app, migrated_db):
+            assert Item.query.count() == 0
+
+
+        def test_again(app, migrated_db):
+            assert Item.query.count() == 0
+        """
+    )
+    # Before, MariaDB's DROP DATABASE waited on the open transaction for a
+    # year, and PostgreSQL's cut the connection under the session.
+    result = made.pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=120)
+    result.assert_outcomes(passed=2)
+    assert _leftovers(server, url) == []
+
+
 def test_multiple_databases(
     project: Callable[..., Project], tmp_path: Path, url: str
 ) -> None:
@@ -739,3 +883,27 @@ def test_async_engines_with_flask_sqlalchemy_lite(
         not (tmp_path / "configured.db").exists()
         or _tables(f"sqlite:///{tmp_path / 'configured.db'}") == set()
     )
+
+
+def test_migrator_on_async_engines(
+    project: Callable[..., Project], tmp_path: Path
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'configured.db'}"
+    made = project(url)
+    made.pytester.makepyfile(fmaapp=ASYNC_APP.format(url=url))
+    made.write_history()
+    made.write_tests(
+        test_steps="""
+        def test_steps(migrator):
+            assert migrator.current() == ()
+            migrator.upgrade("r2")
+            migrator.insert("item", {"name": "ann"})
+            # Read through a synchronous connection of its own: before, this
+            # raised TypeError for an async engine.
+            assert migrator.current() == ("r2",)
+            migrator.upgrade()
+            assert migrator.current() == ("r3",)
+            assert migrator.execute("SELECT name FROM item").all() == [("ann",)]
+        """
+    )
+    made.run("-v").assert_outcomes(passed=1)

@@ -668,6 +668,20 @@ def test_unreachable_database(
     assert failing_cli(app, "--exit-code") == f"Error: {message}"
 
 
+def test_async_url_on_a_synchronous_engine(
+    make_app: AppFactory, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Flask-SQLAlchemy makes a synchronous engine of an async URL, which
+    # fails on connecting with MissingGreenlet: one line, not a traceback.
+    app = make_app(f"sqlite+aiosqlite:///{tmp_path / 'app.db'}")
+    with app.app_context():
+        fma.init()
+        message = failing_call(capsys)
+    assert message.startswith("cannot read the state of the database (MissingGreenlet")
+    assert message.endswith("; check its URL and engine options")
+    assert failing_cli(app, "--json") == f"Error: {message}"
+
+
 def test_without_migrate(bare: Any, capsys: pytest.CaptureFixture[str]) -> None:
     app, _ = bare("sqlite://")
     with app.app_context():
