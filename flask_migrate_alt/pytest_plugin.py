@@ -556,19 +556,19 @@ class _Walker:
             for key in ("version_table", "version_table_schema")
             if options.get(key)
         }
-        found: set[str] = set()
+        found: list[set[str]] = []
         for url in self.urls.values():
             engine = create_engine(_sync_url(url), poolclass=NullPool)
             try:
                 with engine.connect() as connection:
                     context = MigrationContext.configure(connection, opts=opts)
-                    heads = set(context.get_current_heads())
+                    found.append(set(context.get_current_heads()))
             finally:
                 engine.dispose()
-            if found and heads != found:
-                return {"<databases disagree>"}
-            found = heads
-        return found
+        if any(heads != found[0] for heads in found):
+            # Never equal to a target: the databases are made again.
+            return {"<the databases disagree>"}
+        return found[0] if found else set()
 
     def ensure_at(self, targets: set[str]) -> None:
         current = self.current()

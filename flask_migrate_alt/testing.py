@@ -97,6 +97,7 @@ class DatabaseCopies:
     url: URL
     workdir: Path
     made: list[URL] = field(default_factory=list)
+    _admin_url: URL | None = field(default=None, repr=False)
 
     @property
     def backend(self) -> str:
@@ -108,6 +109,40 @@ class DatabaseCopies:
             base = "memory" if _is_memory(self.url) else Path(base).stem
         suffix = f"_{label}_{uuid.uuid4().hex[:10]}"
         return base[: _MAX_NAME - len(suffix)] + suffix
+
+    def _admin(self) -> Engine:
+        """An engine for CREATE/DROP DATABASE on the server.
+
+        It connects to the configured database when it exists; a CI job
+        often configures one that nobody created, so the server's
+        maintenance database (PostgreSQL) or no database (MySQL) is tried
+        next.
+        """
+        from sqlalchemy.exc import OperationalError
+
+        if self._admin_url is not None:
+            return _admin_engine(self._admin_url)
+        fallbacks: dict[str, list[str | None]] = {
+            "postgresql": ["postgres", "template1"],
+            "mysql": [None],
+        }
+        # URL.set() ignores None, so _replace (URL is a named tuple) it is.
+        candidates = [self.url] + [
+            self.url._replace(database=name) for name in fallbacks.get(self.backend, [])
+        ]
+        failure: OperationalError | None = None
+        for candidate in candidates:
+            engine = _admin_engine(candidate)
+            try:
+                with engine.connect():
+                    pass
+            except OperationalError as exc:
+                failure = failure or exc
+                continue
+            self._admin_url = candidate
+            return engine
+        assert failure is not None
+        raise failure
 
     def _quote(self, name: str) -> str:
         dialect = self.url.get_dialect()()
@@ -121,7 +156,7 @@ class DatabaseCopies:
             path.touch()
             made = self.url.set(database=str(path), query={})
         else:
-            with _admin_engine(self.url).connect() as conn:
+            with self._admin().connect() as conn:
                 conn.exec_driver_sql(f"CREATE DATABASE {self._quote(name)}")
             made = self.url.set(database=name)
         self.made.append(made)
@@ -144,7 +179,7 @@ class DatabaseCopies:
         if self.backend == "postgresql":
             name = self._name(label)
             assert template.database is not None
-            with _admin_engine(self.url).connect() as conn:
+            with self._admin().connect() as conn:
                 conn.exec_driver_sql(
                     f"CREATE DATABASE {self._quote(name)} "
                     f"TEMPLATE {self._quote(template.database)}"
@@ -167,7 +202,7 @@ class DatabaseCopies:
             return
         name = self._quote(url.database or "")
         force = " WITH (FORCE)" if self.backend == "postgresql" else ""
-        with _admin_engine(self.url).connect() as conn:
+        with self._admin().connect() as conn:
             if self.backend == "postgresql":
                 version = conn.dialect.server_version_info or (0,)
                 force = force if version >= (13,) else ""

@@ -907,3 +907,21 @@ def test_migrator_on_async_engines(
         """
     )
     made.run("-v").assert_outcomes(passed=1)
+
+
+def test_the_configured_database_need_not_exist(server: Server, tmp_path: Path) -> None:
+    from flask_migrate_alt.testing import DatabaseCopies
+
+    existing = sa.engine.make_url(server.new_database())
+    if server.backend == "sqlite":
+        configured = existing.set(database=str(tmp_path / "never-created.db"))
+    else:
+        configured = existing.set(database=f"{existing.database}_missing")
+    copies = DatabaseCopies(configured, tmp_path)
+    made = copies.empty()
+    try:
+        assert _tables(made.render_as_string(hide_password=False)) == set()
+    finally:
+        copies.drop_all()
+    assert not (tmp_path / "never-created.db").exists()
+    assert _leftovers(server, configured.render_as_string(hide_password=False)) == []
