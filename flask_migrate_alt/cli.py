@@ -403,9 +403,10 @@ def lint(
 ) -> None:
     """Review revisions for operations that are risky in production.
 
-    REV_RANGE is one revision or START:END (both included), such as
-    base:heads; the default is the revisions the database does not have
-    yet. Exits with status 1 if a problem is not accepted.
+    REV_RANGE is one revision, or START:END: what an upgrade from START
+    to END would run (base:heads is every revision); the default is the
+    revisions the database does not have yet. Exits with status 1 if a
+    problem is not accepted.
     """
     import json
 

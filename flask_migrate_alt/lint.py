@@ -750,7 +750,12 @@ def _in_range(script: ScriptDirectory, rev_range: str) -> list[Script]:
         if ":" not in text:
             return [sc for sc in script.get_revisions(text) if sc is not None]
         start, end = text.split(":")
-        return _oldest_first(script.walk_revisions(start or "base", end or "heads"))
+        found = _oldest_first(script.walk_revisions(start or "base", end or "heads"))
+        # START is where the database is, as in 'upgrade --sql START:END':
+        # its own revisions are already applied, so they are not reviewed,
+        # and tables they created count as existing ones.
+        applied = {sc.revision for sc in script.get_revisions(start or "base") if sc}
+        return [sc for sc in found if sc.revision not in applied]
     except CommandError as exc:
         raise RuntimeError(
             f"{str(exc).rstrip('.')}; 'flask db history' lists the revisions"
@@ -835,8 +840,9 @@ def lint(
     rules and for the marker comment that accepts a reviewed finding.
 
     :param rev_range: the revisions to lint, in Alembic's syntax: one
-        revision (``"ae1027a6acf"``, ``"head"``), or ``START:END`` with both
-        ends included (``"base:heads"``, ``"ae1027a6acf:head"``). This reads
+        revision (``"ae1027a6acf"``, ``"head"``), or ``START:END``: what an
+        upgrade from ``START`` to ``END`` would run (``"base:heads"``,
+        ``"ae1027a6acf:head"``, which leaves out ``ae1027a6acf``). This reads
         only the revision files. By default, the revisions each database
         does not have yet, which means reading its version table.
     :param x_arg: ``key=value`` strings for revisions that read

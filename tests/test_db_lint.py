@@ -387,15 +387,39 @@ def test_explicit_ranges(lint_app: Flask) -> None:
     with lint_app.app_context():
         chain(4)
         assert rules(lint(rev_range="r2")) == [("r2", "drop-column")]
-        assert lint(rev_range="r2:r3").revisions == ["r2", "r3"]
-        assert lint(rev_range="r3:head").revisions == ["r3", "r4"]
+        # START is the revision the database is at: not itself reviewed.
+        assert lint(rev_range="r1:r3").revisions == ["r2", "r3"]
+        assert lint(rev_range="r2:head").revisions == ["r3", "r4"]
         assert lint(rev_range="base:heads").revisions == ["r1", "r2", "r3", "r4"]
         assert lint(rev_range=":r2").revisions == ["r1", "r2"]
-        assert lint(rev_range="r3:").revisions == ["r3", "r4"]
+        assert lint(rev_range="r2:").revisions == ["r3", "r4"]
         assert lint(rev_range="head").revisions == ["r4"]
-    result = invoke(lint_app, "r2:r3")
+    result = invoke(lint_app, "r1:r3")
     assert result.exit_code == 1
     assert result.output.splitlines()[-1] == "2 problems in 2 revisions (0 accepted)"
+
+
+def test_tables_created_before_the_range_start_are_existing_tables(
+    lint_app: Flask,
+) -> None:
+    # r1 creates a table, r2 adds a NOT NULL column to it: reviewed from
+    # base, the table is new (empty) when r2 runs; reviewed from r1, the
+    # table already exists and may hold rows.
+    with lint_app.app_context():
+        write_revision(
+            "r1",
+            None,
+            "op.create_table('t', sa.Column('id', sa.Integer(), primary_key=True))",
+            "op.drop_table('t')",
+        )
+        write_revision(
+            "r2",
+            "r1",
+            "op.add_column('t', sa.Column('n', sa.Integer(), nullable=False))",
+            "op.drop_column('t', 'n')",
+        )
+        assert rules(lint(rev_range="base:heads")) == []
+        assert rules(lint(rev_range="r1:heads")) == [("r2", "not-null-column")]
 
 
 def test_explicit_range_needs_no_database(make_app: AppFactory, tmp_path: Path) -> None:
