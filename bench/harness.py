@@ -341,13 +341,20 @@ class _Backend:
         return path
 
     def _to_head_in_setup(
-        self, command: str, tool: str, path: Path, url: str, head: str
+        self,
+        command: str,
+        tool: str,
+        path: Path,
+        url: str,
+        head: str,
+        warm_up: tuple[str, ...] = (),
     ) -> None:
         """Bring the database to ``head`` with the tool's own ``command``.
 
         ``command`` is ``upgrade``, or ``stamp`` where the tables do not
-        matter. Either way the tool has read every revision file once, as a
-        command run before on the same checkout would have.
+        matter; the ``warm_up`` commands run after it. Either way the tool
+        has read every revision file once, as a command run before on the
+        same checkout would have.
         """
 
         def to_head() -> None:
@@ -355,6 +362,8 @@ class _Backend:
             _, versions = self.databases.state(url)
             if versions != [head]:
                 raise BenchError(f"{tool} {command} left {url} at {versions}")
+            for op in warm_up:
+                run_child({"op": op, "package": PACKAGES[tool]}, path)
 
         self._setup.append(to_head)
 
@@ -411,8 +420,12 @@ class _Backend:
             paths[tool] = self._workspace(path, tool, url, revisions=files)
             # The no-op upgrade and the read-only commands read only the
             # version table: stamping is enough, and much quicker than
-            # creating N tables.
-            self._to_head_in_setup("stamp", tool, paths[tool], url, head)
+            # creating N tables. Stamping need not read the revision files
+            # through the tool; one `heads` does, as any command run on the
+            # checkout before would have.
+            self._to_head_in_setup(
+                "stamp", tool, paths[tool], url, head, warm_up=("heads",)
+            )
 
         def cases(command: str) -> dict[str, Case]:
             return {

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from alembic.script import Script, ScriptDirectory
 
     from .config import Config
+    from .fastpath import RevisionGraph
 
 __all__ = [
     "branches",
@@ -224,21 +225,65 @@ def _at_heads_without_alembic(
     ``app.config["ALEMBIC"]``, since the Config that would tell what they
     change is not built here.
     """
-    from flask import current_app
-
-    from .extension import Migrate
     from .fastpath import cached_heads, databases_at
     from .inspection import context_options
 
-    if type(
-        current_state().migrate
-    ).get_config is not Migrate.get_config or current_app.config.get("ALEMBIC"):
+    if not _default_config():
         return False
     path = repository(directory)
     heads = cached_heads(path)
     if not heads or (target == "head" and len(heads) > 1):
         return False
     return databases_at(heads, is_multidb(path), context_options()) is True
+
+
+def _default_config() -> bool:
+    """Whether the Config would be the one ``alembic.ini`` alone describes.
+
+    That is: no ``get_config`` override, no ``@migrate.configure``
+    callbacks and no ``app.config["ALEMBIC"]``, any of which may change
+    where revisions are found. The cache-only answers (see :mod:`.fastpath`)
+    read ``alembic.ini`` themselves and need this to be true.
+    """
+    from flask import current_app
+
+    from .extension import Migrate
+
+    migrate = current_state().migrate
+    return (
+        type(migrate).get_config is Migrate.get_config
+        and not migrate.configure_callbacks
+        and not current_app.config.get("ALEMBIC")
+    )
+
+
+def _cached_graph(
+    directory: str | os.PathLike[str] | None, *, env_free: bool = False
+) -> RevisionGraph | None:
+    """The revision graph from the revision cache, when it is sure; else None."""
+    from .fastpath import cached_graph
+
+    path = repository(directory)
+    if not _default_config():
+        return None
+    return cached_graph(path, env_free=env_free)
+
+
+def _scripts_on_demand(
+    directory: str | os.PathLike[str] | None, ids: list[str]
+) -> list[Script]:
+    """The ``Script`` objects of ``ids``, built only when the list is first used."""
+    from .fastpath import LazyScripts
+
+    path = os.path.abspath(repository(directory))
+
+    def load() -> list[Script]:
+        from .config import build_config
+
+        script = _script(build_config(path))
+        return [script.get_revision(rid) for rid in ids]
+
+    return LazyScripts(load)
 
 
 def _report_nothing_to_do(revision: str, steps: list[Any]) -> None:
@@ -665,7 +710,21 @@ def history(
 
     ``rev_range`` is ``[start]:[end]``; ``current`` stands for the revision
     of the (default) database.
+
+    The whole history, when the revision cache is up to date, is printed
+    from the cache without importing Alembic; the returned list is then
+    filled with its ``Script`` objects the first time it is used (see the
+    :ref:`returned lists <lazy-scripts>`).
     """
+    if rev_range is None and not indicate_current:
+        graph = _cached_graph(directory, env_free=True)
+        if graph is not None:
+            from .fastpath import write_line
+
+            order = graph.walk()
+            for rid in order:
+                write_line(graph.history_line(rid, verbose))
+            return _scripts_on_demand(directory, order)
     from alembic.util import CommandError, asbool
 
     config = _config(directory, x_arg=x_arg)
@@ -722,7 +781,22 @@ def heads(
     *,
     x_arg: XArg = None,
 ) -> list[Script]:
-    """Show the heads of the revision history; return them."""
+    """Show the heads of the revision history; return them.
+
+    When the revision cache is up to date, the heads are printed from the
+    cache without importing Alembic, and the returned list is filled with
+    their ``Script`` objects the first time it is used (see the
+    :ref:`returned lists <lazy-scripts>`).
+    """
+    graph = _cached_graph(directory)
+    if graph is not None:
+        from .fastpath import write_line
+
+        # Without depends_on (else there is no graph), the heads and the
+        # heads that resolve dependencies are the same.
+        for rid in graph.heads:
+            write_line(graph.head_line(rid, verbose))
+        return _scripts_on_demand(directory, graph.heads)
     config = _config(directory, x_arg=x_arg)
     script = _script(config)
     found = [

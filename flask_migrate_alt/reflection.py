@@ -149,7 +149,7 @@ def _bulk_inspector(base: type) -> type:
                     ):
                         owners.setdefault(name, []).append((sequence, column))
                 self.__dict__["_fma_sequences"] = owners
-            return owners  # type: ignore[no-any-return]
+            return owners
 
         def reflect_table(self, table: Any, *args: Any, **kw: Any) -> None:
             if not _runs_alembic_serial_check(table):

@@ -20,6 +20,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import sys
 import types
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,13 +37,15 @@ if TYPE_CHECKING:
 __all__ = ["CachedScriptDirectory", "script_directory"]
 
 _FIELDS = ("revision", "down_revision", "branch_labels", "depends_on")
+_FIELDS_SET = frozenset(_FIELDS)
 
 
 class _LazyModule(types.ModuleType):
     """A revision module that is imported only when its code is needed."""
 
     def __init__(self, path: Path, found: dict[str, Any]) -> None:
-        super().__init__(path.stem, found["doc"])
+        # Under python -OO an imported module has no docstring.
+        super().__init__(path.stem, None if sys.flags.optimize >= 2 else found["doc"])
         for name in _FIELDS:
             setattr(self, name, found[name])
         self.__file__ = str(path)
@@ -62,12 +65,24 @@ class _LazyModule(types.ModuleType):
 
 
 def _read(path: Path) -> dict[str, Any] | None:
-    """The identifiers and docstring of a revision file, or None if unsure."""
+    """The identifiers and docstring of a revision file, or None if unsure.
+
+    Only plain literals assigned at the top level count; a file that binds
+    one of the names in any other way (in an ``if``, a loop, a function, by
+    an import) is imported instead, so that the answer is always the one
+    importing it gives.
+    """
     try:
         tree = ast.parse(path.read_bytes(), filename=str(path))
     except (SyntaxError, ValueError):
         return None  # importing it reports the error the usual way
-    found: dict[str, Any] = {"doc": ast.get_docstring(tree, clean=False)}
+    doc = ast.get_docstring(tree, clean=False)
+    if doc and sys.version_info >= (3, 13) and _indented(doc):
+        # Python 3.13 removes the indentation of docstrings when compiling;
+        # import the file rather than guess the result.
+        return None
+    found: dict[str, Any] = {"doc": doc}
+    plain: set[int] = set()
     for node in tree.body:
         if isinstance(node, ast.Assign):
             targets, value = node.targets, node.value
@@ -81,11 +96,51 @@ def _read(path: Path) -> dict[str, Any] | None:
                     found[target.id] = ast.literal_eval(value)
                 except ValueError:
                     return None  # computed at import time: import it
+                plain.add(id(target))
+    if _bound_otherwise(tree, plain):
+        return None
     if "revision" not in found or "down_revision" not in found:
         return None
     found.setdefault("branch_labels", None)
     found.setdefault("depends_on", None)
+    if not isinstance(found["revision"], str) or not all(
+        _identifiers(found[name]) for name in _FIELDS[1:]
+    ):
+        return None  # let Alembic make of it what it makes
     return found
+
+
+def _bound_otherwise(tree: ast.Module, plain: set[int]) -> bool:
+    """Whether the file binds one of the identifier names other than plainly."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            if node.id in _FIELDS and not isinstance(node.ctx, ast.Load):
+                if id(node) not in plain:
+                    return True
+        elif isinstance(node, ast.ImportFrom):
+            if any(alias.name == "*" for alias in node.names):
+                return True
+        elif isinstance(node, (ast.Global, ast.Nonlocal)):
+            if _FIELDS_SET.intersection(node.names):
+                return True
+        for attribute in ("name", "asname", "rest"):
+            if getattr(node, attribute, None) in _FIELDS_SET:
+                return True  # def/class/import/except/match binding the name
+    return False
+
+
+def _identifiers(value: Any) -> bool:
+    """Whether ``value`` is what Alembic reads as revision ids: None, a
+    string, or a list or tuple of strings."""
+    if value is None or isinstance(value, str):
+        return True
+    return isinstance(value, (list, tuple)) and all(
+        isinstance(item, str) for item in value
+    )
+
+
+def _indented(doc: str) -> bool:
+    return any(line[:1].isspace() for line in doc.splitlines()[1:])
 
 
 def _signature(stat: os.stat_result) -> list[int]:
@@ -140,6 +195,20 @@ class _Cache:
             pass  # a read-only checkout simply goes without the cache
 
 
+def _resolved(path: Path, real_folders: dict[Path, Path]) -> Path:
+    """``path.resolve()``, resolving each folder once.
+
+    Resolving checks every component of the path for a link; for thousands
+    of files in one folder that was most of the time spent listing them.
+    """
+    if path.is_symlink():
+        return path.resolve()
+    folder = path.parent
+    if folder not in real_folders:
+        real_folders[folder] = folder.resolve()
+    return real_folders[folder] / path.name
+
+
 class CachedScriptDirectory(ScriptDirectory):
     """A ``ScriptDirectory`` whose revision map is built from the cache."""
 
@@ -175,9 +244,10 @@ class CachedScriptDirectory(ScriptDirectory):
                 continue
             caches: dict[Path, _Cache] = {}
             present: dict[Path, set[str]] = {}
+            real_folders: dict[Path, Path] = {}
             # Alembic's own listing, so both see exactly the same files.
             for file_path in Script._list_py_dir(self, location):
-                real_path = file_path.resolve()
+                real_path = _resolved(file_path, real_folders)
                 if real_path in seen or not is_revision_file(real_path.name):
                     continue
                 seen.add(real_path)

@@ -3,7 +3,8 @@
 Revision files are added, deleted, renamed and edited between commands;
 after each change the cached script directory must agree with Alembic's own
 ``ScriptDirectory`` on heads, bases, the history and each revision's
-parents, labels and docstring.
+parents, labels and docstring, and ``heads``/``history`` answered from the
+cache alone must print exactly what Alembic prints.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from flask import Flask
 import flask_migrate_alt as fma
 from flask_migrate_alt.revisions import script_directory
 
-from .conftest import add_table_ops
+from .conftest import Server, add_table_ops
 
 CACHE = Path("migrations/versions/__pycache__/flask_migrate_alt.revisions.json")
 
@@ -119,6 +120,29 @@ def test_computed_identifiers_fall_back_to_importing(history: Flask) -> None:
     assert_same_as_alembic(history)
     with history.app_context():
         assert [s.revision for s in fma.heads()] == ["a3"]
+
+
+@pytest.mark.parametrize(
+    ("addition", "head"),
+    [
+        ("if True:\n    revision = 'z3'\n", "z3"),
+        ("for revision in ['y3']:\n    pass\n", "y3"),
+        ("def _pick():\n    global revision\n    revision = 'x3'\n\n\n_pick()\n", "x3"),
+        ("branch_labels = {'set_label'}\n", "a3"),
+    ],
+)
+def test_identifiers_bound_otherwise_are_imported(
+    history: Flask, addition: str, head: str
+) -> None:
+    """Only top-level literals are read from the syntax tree."""
+    a3 = next(Path("migrations/versions").glob("a3_*.py"))
+    a3.write_text(a3.read_text() + "\n" + addition)
+    assert_same_as_alembic(history)
+    with history.app_context():
+        assert [s.revision for s in fma.heads()] == [head]
+    assert not from_cache(history)
+    for name in ("heads", "history"):
+        assert python_output(history, name, True) == alembic_output(history, name, True)
 
 
 def test_corrupt_cache_is_ignored(history: Flask) -> None:
@@ -235,3 +259,346 @@ def test_current_revisions_match_alembic_on_branches_and_dependencies(
             got = {sc.revision for sc in cached.get_all_current(target)}
             expected = {sc.revision for sc in plain.get_all_current(target)}
             assert got == expected, target
+
+
+# --------------------------------------------------------------------------
+# heads and history answered from the cache, without Alembic
+
+
+def alembic_output(app: Flask, name: str, verbose: bool) -> str:
+    """What plain Alembic's ``heads``/``history`` command prints."""
+    import contextlib
+    import io
+
+    from alembic import command
+
+    buffer = io.StringIO()
+    with app.app_context(), contextlib.redirect_stdout(buffer):
+        config = app.extensions["migrate"].migrate.get_config("migrations")
+        if name == "heads":
+            command.heads(config, verbose=verbose)
+        else:
+            command.history(config, verbose=verbose)
+    return buffer.getvalue()
+
+
+def python_output(app: Flask, name: str, verbose: bool) -> str:
+    import contextlib
+    import io
+
+    buffer = io.StringIO()
+    with app.app_context(), contextlib.redirect_stdout(buffer):
+        getattr(fma, name)(verbose=verbose)
+    return buffer.getvalue()
+
+
+def cli_output(app: Flask, name: str, verbose: bool) -> str:
+    result = app.test_cli_runner().invoke(
+        args=["db", name, *(["--verbose"] if verbose else [])]
+    )
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def from_cache(app: Flask) -> bool:
+    """Whether heads and history are answered from the revision cache now."""
+    from flask_migrate_alt.commands import _cached_graph
+
+    with app.app_context():
+        return _cached_graph(None, env_free=True) is not None
+
+
+def build_shape(app: Flask, shape: str) -> None:
+    """A history of the given shape, made with the command functions."""
+    with app.app_context():
+        fma.init()
+        fma.revision(message="first", rev_id="a1")
+        fma.revision(message="second\n\nwith a second paragraph", rev_id="a2")
+        if shape == "linear":
+            fma.revision(message="third", rev_id="a3")
+            return
+        # A second head growing from a1: a1 becomes a branch point.
+        fma.revision(message="side", rev_id="b2", head="a1", splice=True)
+        if shape == "branched":
+            return
+        fma.merge(revisions=["a2", "b2"], message="join", rev_id="m1")
+        if shape == "merged":
+            return
+        fma.revision(message="billing", rev_id="c1", branch="billing")
+        fma.revision(message="invoices", rev_id="c2", branch="billing")
+        if shape == "labelled":
+            return
+        assert shape == "depends_on"
+        fma.revision(message="needs c2", rev_id="d1", head="m1", depends_on="c2")
+
+
+SHAPES = ["linear", "branched", "merged", "labelled", "depends_on"]
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_heads_and_history_print_what_alembic_prints(
+    make_app: Callable[..., Flask],
+    server: Server,
+    shape: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from flask_migrate_alt import commands
+
+    app = make_app(server.new_database())
+    build_shape(app, shape)
+    with app.app_context():
+        fma.heads()  # the normal path writes the revision cache
+    expected = {
+        (name, verbose): alembic_output(app, name, verbose)
+        for name in ("heads", "history")
+        for verbose in (False, True)
+    }
+    assert "Rev: a1" in expected["history", True]
+    # depends_on is shown the way Alembic shows it, by Alembic itself.
+    assert from_cache(app) is (shape != "depends_on")
+    if from_cache(app):
+
+        def no_alembic(*args: object, **kwargs: object) -> None:
+            raise AssertionError("answered from the cache, without a Config")
+
+        monkeypatch.setattr(commands, "_config", no_alembic)
+    for (name, verbose), text in expected.items():
+        assert python_output(app, name, verbose) == text, (name, verbose)
+        assert cli_output(app, name, verbose) == text, (name, verbose)
+
+
+def test_cached_answers_follow_every_change(history: Flask) -> None:
+    """Add, delete, rename and edit revision files between commands."""
+
+    def same_output() -> None:
+        for name in ("heads", "history"):
+            for verbose in (False, True):
+                expected = alembic_output(history, name, verbose)
+                assert python_output(history, name, verbose) == expected
+                assert cli_output(history, name, verbose) == expected
+
+    with history.app_context():
+        fma.heads()
+    assert from_cache(history)
+    same_output()
+    versions = Path("migrations/versions")
+
+    with history.app_context():
+        fma.revision(message="step 3", rev_id="a4")
+    assert not from_cache(history)  # a file the cache has not seen yet
+    same_output()
+    assert from_cache(history)
+
+    a4 = next(versions.glob("a4_*.py"))
+    a4.rename(versions / "renamed_a4.py")
+    same_output()
+    (versions / "renamed_a4.py").unlink()
+    same_output()
+    assert from_cache(history)
+
+    a3 = next(versions.glob("a3_*.py"))
+    a3.write_text(
+        a3.read_text()
+        .replace("revision = 'a3'", "revision = 'b3'")
+        .replace('"""step 2', '"""step two, renamed\n\nDetails.')
+    )
+    bump_mtime(a3)
+    assert not from_cache(history)
+    same_output()
+    with history.app_context():
+        assert [s.revision for s in fma.heads()] == ["b3"]
+
+    # A branch from a1 and a label, edited in place.
+    a2 = next(versions.glob("a2_*.py"))
+    a2.write_text(
+        a2.read_text().replace("down_revision = 'a1'", "down_revision = None")
+    )
+    bump_mtime(a2)
+    same_output()
+    a2.write_text(
+        a2.read_text().replace("branch_labels = None", "branch_labels = ('lbl',)")
+    )
+    bump_mtime(a2)
+    same_output()
+    assert from_cache(history)
+
+
+def test_settings_that_move_revisions_skip_the_cache(
+    history: Flask, tmp_path: Path
+) -> None:
+    with history.app_context():
+        fma.heads()
+    assert from_cache(history)
+    expected = alembic_output(history, "history", False)
+
+    history.config["ALEMBIC"] = {"version_locations": [str(tmp_path / "more")]}
+    (tmp_path / "more").mkdir()
+    assert not from_cache(history)
+    assert python_output(history, "history", False) == expected
+    del history.config["ALEMBIC"]
+
+    migrate = history.extensions["migrate"].migrate
+    migrate.configure(lambda config: config)
+    assert not from_cache(history)
+    assert python_output(history, "history", False) == expected
+    migrate.configure_callbacks.clear()
+    assert from_cache(history)
+
+    ini = Path("migrations/alembic.ini")
+    plain = ini.read_text()
+    for setting in (
+        "revision_environment = true",
+        "path_separator = os\nversion_locations = %(here)s/versions",
+        "recursive_version_locations = true",
+    ):
+        ini.write_text(plain.replace("[alembic]", f"[alembic]\n{setting}", 1))
+        assert not from_cache(history), setting
+        output = python_output(history, "history", False)
+        assert output == alembic_output(history, "history", False), setting
+    ini.write_text(plain)
+    assert from_cache(history)
+
+
+def test_cached_answers_return_scripts_when_used(history: Flask) -> None:
+    import copy
+
+    from alembic.script import Script
+
+    with history.app_context():
+        fma.heads()
+        assert from_cache(history)
+        heads = fma.heads()
+        found = fma.history()
+        plain = list(
+            ScriptDirectory.from_config(
+                history.extensions["migrate"].migrate.get_config("migrations")
+            ).walk_revisions()
+        )
+    assert isinstance(found, list) and isinstance(heads, list)
+    assert len(found) == 3
+    assert all(isinstance(sc, Script) for sc in found)
+    assert [sc.revision for sc in found] == [sc.revision for sc in plain]
+    assert [sc.revision for sc in found[:2]] == ["a3", "a2"]
+    assert found[-1].down_revision is None
+    # Each call reads the history anew, as the normal path does: the lists
+    # hold different Script objects for the same revisions.
+    (head,) = heads
+    assert head.revision == "a3" and head is not found[0]
+    assert heads == [head] and [head] == heads and heads != [found[0]]
+    assert repr(heads) == f"[{head!r}]"
+    assert [*heads, *found] == heads + found == [head, *found]
+    assert [] + heads == [head] and heads * 2 == [head, head]
+    assert copy.copy(found) == found and type(copy.copy(found)) is list
+    assert found[0] in found and found.index(found[1]) == 1
+    assert callable(found[0].module.upgrade)  # the real module, on demand
+
+
+def test_heads_and_history_do_not_import_alembic(history: Flask, url: str) -> None:
+    """``flask db heads``/``history`` from the cache: no Alembic until used."""
+    import subprocess
+    import sys
+
+    with history.app_context():
+        fma.heads()
+    code = f"""
+import sys
+from flask import Flask
+from flask_sqlalchemy import SQLAlchemy
+import flask_migrate_alt as fma
+app = Flask("probe")
+app.config["SQLALCHEMY_DATABASE_URI"] = {url!r}
+fma.Migrate(app, SQLAlchemy(app))
+with app.app_context():
+    heads = fma.heads()
+    found = fma.history(verbose=True)
+    print("alembic" in sys.modules)
+    print([sc.revision for sc in heads], len(found))
+    print("alembic" in sys.modules)
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "a3 (head)"
+    assert "Rev: a1" in result.stdout
+    assert lines[-3:] == ["False", "['a3'] 3", "True"]
+
+
+def test_graph_matches_alembic_on_generated_histories() -> None:
+    """Heads, history order and every printed line, on random histories.
+
+    With branch points, merges, several bases and branch labels; a history
+    whose labels Alembic would spread into one revision more than once is
+    refused (and the normal path prints it).
+    """
+    import random
+    import types
+
+    from alembic.script import Script
+    from alembic.script.revision import RevisionMap
+
+    from flask_migrate_alt.fastpath import CachedRevision, RevisionGraph
+
+    docs = [None, "", "msg", "first\n\nsecond\nmore", "  padded \n line\n", "a\n\n\nb"]
+    compared = refused = 0
+    for seed in range(400):
+        rng = random.Random(seed)
+        revisions: list[CachedRevision] = []
+        for number in range(rng.randint(1, 25)):
+            rid = f"{rng.getrandbits(32):x}{number}"
+            ids = [rev.revision for rev in revisions]
+            pick = rng.random()
+            if not ids or pick < 0.1:
+                down: tuple[str, ...] = ()
+            elif pick < 0.75 or len(ids) < 2:
+                down = (rng.choice(ids),)
+            else:
+                down = tuple(rng.sample(ids, rng.randint(2, min(3, len(ids)))))
+            labels = (f"label{number}",) if rng.random() < 0.2 else ()
+            doc = rng.choice(docs)
+            revisions.append(
+                CachedRevision(rid, down, labels, (), doc, f"/v/{rid}_x.py")
+            )
+        rng.shuffle(revisions)
+
+        scripts = []
+        for rev in revisions:
+            module = types.ModuleType("revision", rev.doc)
+            module.down_revision = rev.down[0] if len(rev.down) == 1 else rev.down
+            module.branch_labels = rev.branch_labels
+            module.depends_on = None
+            scripts.append(Script(module, rev.revision, rev.path))
+        revision_map = RevisionMap(lambda scripts=scripts: scripts)
+        walked = list(
+            revision_map.iterate_revisions(
+                "heads", "base", inclusive=True, assert_relative_length=False
+            )
+        )
+        heads = [revision_map.get_revision(rid) for rid in revision_map.heads]
+
+        graph = RevisionGraph.build(revisions)
+        if any(len(sc.branch_labels) > 1 for sc in scripts):
+            assert graph is None, seed
+            refused += 1
+            continue
+        assert graph is not None, seed
+        compared += 1
+        assert graph.heads == list(revision_map.heads), seed
+        order = graph.walk()
+        assert order == [sc.revision for sc in walked], seed
+        for verbose in (False, True):
+            assert [graph.history_line(rid, verbose) for rid in order] == [
+                sc.cmd_format(
+                    verbose,
+                    include_branches=True,
+                    include_doc=True,
+                    include_parents=True,
+                )
+                for sc in walked
+            ], seed
+            assert [graph.head_line(rid, verbose) for rid in graph.heads] == [
+                sc.cmd_format(verbose, include_branches=True, tree_indicators=False)
+                for sc in heads
+            ], seed
+    assert compared > 200 and refused > 20  # both kinds were exercised
