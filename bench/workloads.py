@@ -86,7 +86,9 @@ def head_of_history(size: int) -> str:
     return revision_id(size - 1)
 
 
-_REVISION = '''\
+#: The source of one revision file (``str.format`` fields: message,
+#: revision, revises, down_revision, upgrades, downgrades).
+REVISION_TEMPLATE = '''\
 """{message}
 
 Revision ID: {revision}
@@ -146,7 +148,7 @@ def history_files(size: int) -> dict[str, str]:
         table = TABLE_NAME.format(number)
         revision = revision_id(number)
         down_revision = revision_id(number - 1) if number else None
-        files[f"{revision}_create_table_{table}.py"] = _REVISION.format(
+        files[f"{revision}_create_table_{table}.py"] = REVISION_TEMPLATE.format(
             message=f"create table {table}",
             revision=revision,
             revises=down_revision or "",
@@ -164,7 +166,7 @@ def check_files(tables: int) -> dict[str, str]:
     """One revision creating ``tables`` tables: the models of the check app."""
     names = [TABLE_NAME.format(number) for number in range(tables)]
     return {
-        f"{CHECK_REVISION}_create_all_tables.py": _REVISION.format(
+        f"{CHECK_REVISION}_create_all_tables.py": REVISION_TEMPLATE.format(
             message=f"create {tables} tables",
             revision=CHECK_REVISION,
             revises="",

@@ -128,6 +128,25 @@ def _directory(config: pytest.Config) -> str | None:
     return None
 
 
+def _app_directory(config: pytest.Config, app: Flask) -> str | None:
+    """The repository the fixtures use: the one the built-in tests read.
+
+    The configured ``flask_migrations_directory``; else the app's own
+    directory, which ``Migrate`` resolves against the working directory, so
+    a relative one that is not found there is looked up in the rootdir
+    (pytest run from inside ``tests/``).
+    """
+    configured = _directory(config)
+    if configured is not None:
+        return configured
+    state = app.extensions.get("migrate")
+    own = getattr(state, "directory", None)
+    if own is None or os.path.isabs(own) or os.path.isdir(own):
+        return None
+    in_root = Path(config.rootpath) / own
+    return str(in_root) if in_root.is_dir() else None
+
+
 # --------------------------------------------------------------------------
 # fixtures
 
@@ -149,14 +168,15 @@ def migrations_app(request: pytest.FixtureRequest) -> Flask:
         pytest.fail(message, pytrace=False)
     try:
         app: Flask = request.getfixturevalue("app")
+        return app
     except pytest.FixtureLookupError:
-        pytest.fail(
-            "flask_migrate_alt needs the app: define an 'app' fixture in a "
-            "conftest.py, or set flask_migrations_app = 'package.module:create_app' "
-            "in the pytest configuration",
-            pytrace=False,
-        )
-    return app
+        pass
+    pytest.fail(
+        "flask_migrate_alt needs the app: define an 'app' fixture in a "
+        "conftest.py, or set flask_migrations_app = 'package.module:create_app' "
+        "in the pytest configuration",
+        pytrace=False,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -200,7 +220,8 @@ def migrated_db(
     from .testing import use_databases
 
     templates = _flask_migrations_templates
-    urls = _quietly(templates.copy, migrations_app, _directory(request.config))
+    directory = _app_directory(request.config, migrations_app)
+    urls = _quietly(templates.copy, migrations_app, directory)
     try:
         with use_databases(migrations_app, urls):
             yield TestDatabases(urls)
@@ -228,20 +249,43 @@ def migrator(
         def downgrade(self, revision: str = "-1") -> list[str]:
             return _quietly(super().downgrade, revision)  # type: ignore[no-any-return]
 
-    with TestMigrator(migrations_app, _directory(request.config), tmp_path) as runner:
+    runner = TestMigrator(
+        migrations_app, _app_directory(request.config, migrations_app), tmp_path
+    )
+    with _one_line_failures():
+        runner.__enter__()
+    try:
         yield runner
+    finally:
+        runner.__exit__(None, None, None)
 
 
 def _quietly(fn: Callable[..., Any], *args: Any) -> Any:
-    """Call a command; turn its failure into a test failure without traceback."""
-    from .errors import CommandFailed
+    """Call ``fn``; turn a failure the user can fix into a one-line test failure."""
+    with _one_line_failures():
+        return fn(*args)
+
+
+@contextmanager
+def _one_line_failures(prefix: str = "") -> Iterator[None]:
+    """Report failed commands, missing files and database errors in one line.
+
+    The same failures the ``flask db`` commands report as an ``Error:``
+    line: a traceback through this plugin would say nothing more.
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from .errors import CommandFailed, describe
 
     try:
-        return fn(*args)
+        yield
+        return
     except CommandFailed as exc:
         message = exc.message
+    except (RuntimeError, OSError, SQLAlchemyError) as exc:
+        message = describe(exc)
     # Outside the except block, so the report is the one line, not the chain.
-    pytest.fail(message, pytrace=False)
+    pytest.fail(prefix + message, pytrace=False)
 
 
 # --------------------------------------------------------------------------
@@ -315,7 +359,10 @@ def _read_history(config: pytest.Config) -> _History:
     spec = _app_spec(config)
     directory = _directory(config)
     if directory is None and spec:
-        directory = os.path.abspath(_load_app(spec).extensions["migrate"].directory)
+        app = _load_app(spec)
+        directory = _app_directory(config, app) or os.path.abspath(
+            app.extensions["migrate"].directory
+        )
     if directory is None:
         directory = str(Path(config.rootpath) / "migrations")
     if not os.path.isdir(directory):
@@ -510,9 +557,21 @@ class _Walker:
         from .testing import DatabaseCopies, app_urls, use_databases
 
         if not self.copies:
-            for key, url in app_urls(app).items():
-                self.copies[key] = DatabaseCopies(url, workdir)
-                self.urls[key] = self.copies[key].empty("walk")
+            # Kept only once every database exists: with a database missing,
+            # the app's own engine would be left in place, and the walk
+            # would migrate the configured database.
+            with _one_line_failures("cannot make the databases to test on: "):
+                copies = {
+                    key: DatabaseCopies(url, workdir)
+                    for key, url in app_urls(app).items()
+                }
+                try:
+                    urls = {key: made.empty("walk") for key, made in copies.items()}
+                except BaseException:
+                    for made in copies.values():
+                        made.drop_all()
+                    raise
+            self.copies, self.urls = copies, urls
         with ExitStack() as stack:
             self._app, self._stack = app, stack
             stack.enter_context(use_databases(app, self.urls))

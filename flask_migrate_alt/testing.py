@@ -17,7 +17,8 @@ whole history every time:
 * SQLite: a copy of the database file.
 * MySQL/MariaDB have no such statement; the copy replays ``SHOW CREATE
   TABLE`` of every table and view of the template and copies the rows with
-  ``INSERT ... SELECT`` (triggers, routines and events are not copied).
+  ``INSERT ... SELECT`` (triggers, routines, events and sequences are not
+  copied).
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DatabaseCopies",
+    "app_urls",
+    "describe_difference",
     "MigratedDatabases",
     "Migrator",
     "schema_snapshot",
@@ -156,8 +159,7 @@ class DatabaseCopies:
             path.touch()
             made = self.url.set(database=str(path), query={})
         else:
-            with self._admin().connect() as conn:
-                conn.exec_driver_sql(f"CREATE DATABASE {self._quote(name)}")
+            self._create(f"CREATE DATABASE {self._quote(name)}")
             made = self.url.set(database=name)
         self.made.append(made)
         return made
@@ -179,17 +181,33 @@ class DatabaseCopies:
         if self.backend == "postgresql":
             name = self._name(label)
             assert template.database is not None
-            with self._admin().connect() as conn:
-                conn.exec_driver_sql(
-                    f"CREATE DATABASE {self._quote(name)} "
-                    f"TEMPLATE {self._quote(template.database)}"
-                )
+            self._create(
+                f"CREATE DATABASE {self._quote(name)} "
+                f"TEMPLATE {self._quote(template.database)}"
+            )
             made = self.url.set(database=name)
             self.made.append(made)
             return made
         made = self.empty(label)
         _copy_mysql(template, made)
         return made
+
+    def _create(self, statement: str) -> None:
+        from sqlalchemy.exc import DBAPIError
+
+        from .errors import describe
+
+        try:
+            with self._admin().connect() as conn:
+                conn.exec_driver_sql(statement)
+        except DBAPIError as exc:
+            where = self.url.render_as_string(hide_password=True)
+            raise RuntimeError(
+                f"cannot create a test database on {where}: {describe(exc)}; "
+                f"the user {self.url.username!r} needs the right to create "
+                "databases (PostgreSQL: ALTER ROLE ... CREATEDB; MySQL: GRANT "
+                "ALL ON `<database>_%`.* TO ...)"
+            ) from exc
 
     def drop(self, url: URL) -> None:
         """Drop a database made here (a no-op for one already dropped)."""
@@ -264,18 +282,55 @@ def _copy_mysql(template: URL, target: URL) -> None:
                     f"SHOW CREATE TABLE {quote(source)}.{quote(name)}"
                 ).one()[1]
                 conn.exec_driver_sql(ddl)
-                conn.exec_driver_sql(
-                    f"INSERT INTO {quote(name)} SELECT * FROM "
-                    f"{quote(source)}.{quote(name)}"
+                # Generated columns compute their own values.
+                columns = ", ".join(
+                    quote(column)
+                    for (column,) in conn.execute(
+                        text(
+                            "SELECT column_name FROM information_schema.columns "
+                            "WHERE table_schema = :db AND table_name = :table "
+                            "AND COALESCE(generation_expression, '') = '' "
+                            "ORDER BY ordinal_position"
+                        ),
+                        {"db": source, "table": name},
+                    )
                 )
-            for name in views:
-                ddl = conn.exec_driver_sql(
-                    f"SHOW CREATE VIEW {quote(source)}.{quote(name)}"
-                ).one()[1]
-                conn.exec_driver_sql(ddl.replace(f"{quote(source)}.", ""))
+                conn.exec_driver_sql(
+                    f"INSERT INTO {quote(name)} ({columns}) SELECT {columns} "
+                    f"FROM {quote(source)}.{quote(name)}"
+                )
+            _copy_views(conn, source, views)
             conn.exec_driver_sql("SET FOREIGN_KEY_CHECKS = 1")
     finally:
         engine.dispose()
+
+
+def _copy_views(conn: Connection, source: str, views: list[str]) -> None:
+    """Create the views of ``source`` in the current database.
+
+    A view can only be made after the views it reads from, so views that
+    fail are tried again as long as each round makes at least one.
+    """
+    from sqlalchemy.exc import DBAPIError
+
+    quote = conn.dialect.identifier_preparer.quote_identifier
+    waiting = list(views)
+    while waiting:
+        failed: list[str] = []
+        error: DBAPIError | None = None
+        for name in waiting:
+            ddl = conn.exec_driver_sql(
+                f"SHOW CREATE VIEW {quote(source)}.{quote(name)}"
+            ).one()[1]
+            try:
+                conn.exec_driver_sql(ddl.replace(f"{quote(source)}.", ""))
+            except DBAPIError as exc:
+                failed.append(name)
+                error = exc
+        if len(failed) == len(waiting):
+            assert error is not None
+            raise error
+        waiting = failed
 
 
 # --------------------------------------------------------------------------
@@ -668,9 +723,9 @@ class Migrator:
     one under test, insert rows, upgrade once more, look at the rows::
 
         migrator.upgrade("1a2b3c")
-        migrator.execute("INSERT INTO user (name) VALUES ('ann')")
+        migrator.execute("INSERT INTO item (name) VALUES ('ann')")
         migrator.upgrade("4d5e6f")
-        assert migrator.execute("SELECT slug FROM user").scalar() == "ann"
+        assert migrator.execute("SELECT slug FROM item").scalar() == "ann"
 
     While it is active (``with migrator:``, which the pytest fixture does),
     the app's engines point at its databases, one per database of the app,

@@ -15,6 +15,8 @@ from typing import Any
 import alembic.autogenerate
 import alembic.command
 import alembic.ddl
+import psycopg
+import pymysql
 import pytest
 import sqlalchemy as sa
 import sqlalchemy.dialects.mysql
@@ -28,7 +30,16 @@ from .conftest import Server
 # Inline pytest runs forget the modules they imported; importing these here
 # keeps them loaded, so that SQLAlchemy does not register its functions
 # twice (a warning, which this suite turns into an error).
-_KEEP_LOADED = (alembic.autogenerate, alembic.command, alembic.ddl, sqlalchemy.dialects)
+# The drivers too: SQLAlchemy recognises a driver's errors by the classes
+# of the module it imported first.
+_KEEP_LOADED = (
+    alembic.autogenerate,
+    alembic.command,
+    alembic.ddl,
+    sqlalchemy.dialects,
+    psycopg,
+    pymysql,
+)
 
 APP = """
 import sqlalchemy as sa
@@ -739,6 +750,9 @@ def _make_schema(url: str, server: Server) -> None:
         metadata,
         sa.Column("id", sa.Integer, primary_key=True),
         sa.Column("name", sa.String(40), nullable=False, unique=True),
+        sa.Column(
+            "name_length", sa.Integer, sa.Computed("length(name)", persisted=True)
+        ),
     )
     sa.Table(
         "child",
@@ -750,6 +764,8 @@ def _make_schema(url: str, server: Server) -> None:
         metadata.create_all(conn)
         conn.execute(parent.insert(), [{"name": "a"}, {"name": "b"}])
         conn.execute(sa.text("CREATE VIEW names AS SELECT name FROM parent"))
+        # Sorted before the view it reads from: copied after it all the same.
+        conn.execute(sa.text("CREATE VIEW a_names AS SELECT name FROM names"))
     engine.dispose()
 
 
@@ -769,11 +785,11 @@ def test_database_copies_keep_schema_and_rows(server: Server, tmp_path: Path) ->
         engine = sa.create_engine(made)
         with engine.connect() as conn:
             snapshots.append(schema_snapshot(conn))
-            rows.append(conn.execute(sa.text("SELECT name FROM names")).all())
+            rows.append(conn.execute(sa.text("SELECT name FROM a_names")).all())
         engine.dispose()
     assert snapshots[0] == snapshots[1]
     assert snapshots[1]["tables"]["child"]["foreign_keys"]
-    assert snapshots[1]["views"] == ["names"]
+    assert snapshots[1]["views"] == ["a_names", "names"]
     assert sorted(rows[1]) == [("a",), ("b",)]
     copies.drop_all()
     assert copies.made == []
@@ -925,3 +941,68 @@ def test_the_configured_database_need_not_exist(server: Server, tmp_path: Path) 
         copies.drop_all()
     assert not (tmp_path / "never-created.db").exists()
     assert _leftovers(server, configured.render_as_string(hide_password=False)) == []
+
+
+def test_a_server_refusing_create_database_leaves_the_configured_one_alone(
+    project: Callable[..., Project], postgresql_server: Server
+) -> None:
+    # A role that may work in its database but not create databases.
+    url = sa.engine.make_url(postgresql_server.new_database())
+    role = f"fma_nocreate_{url.database}"
+    assert postgresql_server.url is not None
+    admin = sa.create_engine(postgresql_server.url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"CREATE ROLE {role} LOGIN NOCREATEDB"))
+        conn.execute(sa.text(f"ALTER DATABASE {url.database} OWNER TO {role}"))
+    try:
+        configured = url.set(username=role).render_as_string(hide_password=False)
+        made = project(configured)
+        made.write_app()
+        made.write_history()
+        made.write_tests(
+            test_users="""
+            def test_fixture(migrated_db):
+                pass
+            """
+        )
+        result = made.run("--flask-migrations")
+        result.assert_outcomes(passed=1, failed=8, errors=1)
+        output = result.stdout.str()
+        assert "cannot create a test database" in output
+        assert "CREATEDB" in output
+        assert "Traceback" not in output
+        assert _tables(configured) == set()
+    finally:
+        with admin.connect() as conn:
+            conn.execute(
+                sa.text(f"ALTER DATABASE {url.database} OWNER TO CURRENT_USER")
+            )
+            conn.execute(sa.text(f"DROP ROLE {role}"))
+        admin.dispose()
+
+
+def test_pytest_run_from_inside_the_tests_folder(
+    project: Callable[..., Project], url: str
+) -> None:
+    made = project(url)
+    made.write_app()
+    made.write_history()
+    made.pytester.makeini("[pytest]\npythonpath = .\n")
+    made.write_tests(
+        test_users="""
+        def test_fixture(migrated_db, migrator):
+            assert migrator.upgrade("r1") == ["r1"]
+        """
+    )
+    made.pytester.chdir()
+    import os
+
+    os.chdir(made.pytester.path / "tests")
+    result = made.pytester.runpytest_inprocess(
+        "-p",
+        "no:cacheprovider",
+        "--flask-migrations",
+        "--rootdir",
+        str(made.pytester.path),
+    )
+    result.assert_outcomes(passed=10)
