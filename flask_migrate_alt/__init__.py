@@ -3,9 +3,10 @@
 Everything listed in ``__all__`` is the public API; other names, including
 the submodules, are private and may change without notice.
 
-Importing this package does not import Alembic: ``Config`` and
-``alembic_version`` are loaded on first use, so that registering the
-extension costs an app almost nothing at start-up.
+Importing this package does not import Alembic: ``Config``,
+``alembic_version``, ``status``, ``lint`` and their classes are loaded on
+first use, so that registering the extension costs an app almost nothing
+at start-up.
 """
 
 from __future__ import annotations
@@ -40,11 +41,11 @@ from .inspection import (
     produce_migrations,
     script_directory,
 )
-from .lint import Finding, LintReport, lint
-from .status import DatabaseStatus, RevisionStatus, status
 
 if TYPE_CHECKING:
     from .config import Config
+    from .migration_status import DatabaseStatus, RevisionStatus, status
+    from .review import Finding, LintReport, lint
 
     alembic_version: tuple[int, ...]
 
@@ -89,12 +90,27 @@ __all__ = [
 ]
 
 
+# Only needed by the commands that use them: not loaded with the package.
+_LAZY = {
+    "DatabaseStatus": ".migration_status",
+    "RevisionStatus": ".migration_status",
+    "status": ".migration_status",
+    "Finding": ".review",
+    "LintReport": ".review",
+    "lint": ".review",
+}
+
+
 def __getattr__(name: str) -> Any:
     # Loaded lazily, see the module docstring.
     if name == "Config":
         from .config import Config
 
         return Config
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
     if name == "alembic_version":
         from alembic import __version__
 

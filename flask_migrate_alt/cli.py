@@ -357,9 +357,9 @@ def status(
       2  an upgrade is pending ('flask db upgrade')
       3  at the heads, but the models differ ('flask db migrate')
     """
-    from .status import as_json as json_report
-    from .status import as_text, exit_status
-    from .status import status as database_status
+    from .migration_status import as_json as json_report
+    from .migration_status import as_text, exit_status
+    from .migration_status import status as database_status
 
     found = database_status(
         shared.directory, x_arg=shared.x_arg, compare=not no_compare
@@ -410,7 +410,7 @@ def lint(
     """
     import json
 
-    from .lint import lint as review
+    from .review import lint as review
 
     report = review(
         shared.directory,

@@ -492,7 +492,7 @@ class _Walker:
         self, migrations_app: Flask, _flask_migrations_walker_dir: Path
     ) -> None:
         from .inspection import compare_metadata
-        from .status import describe_difference
+        from .migration_status import describe_difference
 
         with self.session(migrations_app, _flask_migrations_walker_dir):
             self.ensure_at(set(self.history.heads))

@@ -25,7 +25,7 @@ from flask import Flask
 
 import flask_migrate_alt as fma
 from flask_migrate_alt import DatabaseStatus, Migrate
-from flask_migrate_alt.status import describe_difference
+from flask_migrate_alt.migration_status import describe_difference
 
 from .conftest import (
     AppFactory,

@@ -13,9 +13,6 @@ reads the history through the revision cache, connects with the app's own
 engines (async ones included), and passes the ``context.configure()``
 arguments given to ``Migrate`` and ``app.config["ALEMBIC_CONTEXT"]`` to
 Alembic, so a custom ``version_table`` or ``include_object`` is honoured.
-
-The submodule shares its name with the :func:`status` function, which the
-package re-exports; import helpers from here with ``from .status import``.
 """
 
 from __future__ import annotations
