@@ -63,6 +63,8 @@ class Plan:
     postgresql_url: str | None = None
     tools: tuple[str, ...] = ("ours", "flask_migrate")
     repeat: int = 5
+    #: Repetitions of the startup workload, at least (see _measure).
+    startup_repeat: int = 15
     #: History sizes N of the no-op upgrade.
     noop_sizes: tuple[int, ...] = (100, 500, 2000)
     #: History sizes N of current, heads and history.
@@ -372,7 +374,13 @@ class _Backend:
     def _measure(self, workload: _Workload) -> None:
         names = list(workload.cases)
         samples: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
-        for rep in range(self.plan.repeat):
+        repeat = self.plan.repeat
+        if workload.name == "startup":
+            # The overhead is a difference of two ~0.5 s imports: a few
+            # tens of milliseconds that three runs cannot tell from noise.
+            # Each run is cheap, so take more.
+            repeat = max(repeat, self.plan.startup_repeat)
+        for rep in range(repeat):
             turn = rep % len(names)
             for name in names[turn:] + names[:turn]:
                 samples[name].append(workload.cases[name]())

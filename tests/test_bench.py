@@ -20,6 +20,7 @@ from bench import harness, report
 TINY = {
     "backends": ("sqlite",),
     "repeat": 1,
+    "startup_repeat": 1,
     "noop_sizes": (3,),
     "read_only_sizes": (3,),
     "full_sizes": (3,),
