@@ -46,7 +46,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from .workloads import REVISION_TEMPLATE
+from .workloads import REVISION_TEMPLATE, create_ops, drop_ops
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 
@@ -259,20 +259,8 @@ def history_files(size: int) -> dict[str, str]:
         table = _table(number)
         revision = revision_id(number)
         down = revision_id(number - 1) if number else None
-        upgrades = [
-            f"    op.create_table(\n"
-            f"        {table!r},\n"
-            f"        sa.Column('id', sa.Integer(), nullable=False),\n"
-            f"        sa.Column('name', sa.String(length=50), nullable=True),\n"
-            f"        sa.PrimaryKeyConstraint('id'),\n"
-            f"    )\n"
-            f"    op.create_index(op.f('ix_{table}_name'), {table!r}, ['name'], "
-            f"unique=False)"
-        ]
-        downgrades = [
-            f"    op.drop_index(op.f('ix_{table}_name'), table_name={table!r})\n"
-            f"    op.drop_table({table!r})"
-        ]
+        upgrades = [create_ops(table)]
+        downgrades = [drop_ops(table)]
         added = _added_column(number)
         if added is not None:
             other, column = added

@@ -116,7 +116,8 @@ def downgrade():
 '''
 
 
-def _create_ops(table: str) -> str:
+def create_ops(table: str) -> str:
+    """The upgrade body lines that create ``table`` with its ``name`` index."""
     return (
         f"    op.create_table(\n"
         f"        {table!r},\n"
@@ -129,7 +130,8 @@ def _create_ops(table: str) -> str:
     )
 
 
-def _drop_ops(table: str) -> str:
+def drop_ops(table: str) -> str:
+    """The downgrade body lines that undo :func:`create_ops`."""
     return (
         f"    op.drop_index(op.f('ix_{table}_name'), table_name={table!r})\n"
         f"    op.drop_table({table!r})"
@@ -153,8 +155,8 @@ def history_files(size: int) -> dict[str, str]:
             revision=revision,
             revises=down_revision or "",
             down_revision=down_revision,
-            upgrades=_create_ops(table),
-            downgrades=_drop_ops(table),
+            upgrades=create_ops(table),
+            downgrades=drop_ops(table),
         )
     return files
 
@@ -171,7 +173,7 @@ def check_files(tables: int) -> dict[str, str]:
             revision=CHECK_REVISION,
             revises="",
             down_revision=None,
-            upgrades="\n".join(_create_ops(name) for name in names),
-            downgrades="\n".join(_drop_ops(name) for name in reversed(names)),
+            upgrades="\n".join(create_ops(name) for name in names),
+            downgrades="\n".join(drop_ops(name) for name in reversed(names)),
         )
     }
