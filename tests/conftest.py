@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
 import sys
 import uuid
 from collections.abc import Callable, Iterator
@@ -353,3 +354,23 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if _skipped_in_ci and session.exitstatus == 0:
         session.exitstatus = 1
+
+
+def run_flask(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the installed ``flask`` command on ``cwd/app.py`` in a real process.
+
+    Variables that would change what a test sees (a directory, tracebacks,
+    another database) are removed from the environment.
+    """
+    env = dict(os.environ)
+    for name in ("FLASK_DB_DIRECTORY", "FLASK_DEBUG", "DATABASE_URL"):
+        env.pop(name, None)
+    env["FLASK_APP"] = "app.py"
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "flask"), *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        check=False,
+    )

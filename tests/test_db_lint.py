@@ -11,7 +11,6 @@ import json
 import logging
 import os
 import subprocess
-import sys
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -22,9 +21,7 @@ from flask import Flask
 
 from flask_migrate_alt import CommandFailed, Finding, LintReport, init, lint, upgrade
 
-from .conftest import Server, no_models, version_rows
-
-VENV_BIN = Path(sys.executable).parent
+from .conftest import Server, no_models, run_flask, version_rows
 
 AppFactory = Callable[..., Flask]
 
@@ -895,19 +892,9 @@ def test_flask_db_lint_subprocess(tmp_path: Path) -> None:
             """
         )
     )
-    env = dict(os.environ, FLASK_APP="app.py")
-    for name in ("FLASK_DB_DIRECTORY", "FLASK_DEBUG"):
-        env.pop(name, None)
 
     def flask(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(VENV_BIN / "flask"), "db", *args],
-            capture_output=True,
-            text=True,
-            cwd=tmp_path,
-            env=env,
-            check=False,
-        )
+        return run_flask(tmp_path, "db", *args)
 
     assert flask("init").returncode == 0
     write_revision(

@@ -6,7 +6,6 @@ from __future__ import annotations
 import importlib
 import io
 import logging
-import os
 import shutil
 import subprocess
 import sys
@@ -25,9 +24,7 @@ from flask import Flask
 import flask_migrate_alt as fma
 from flask_migrate_alt import Migrate
 
-from .conftest import REPO, Server, table_names, version_rows
-
-VENV_BIN = Path(sys.executable).parent
+from .conftest import REPO, Server, run_flask, table_names, version_rows
 
 
 def invoke(app: Flask, *args: str) -> Result:
@@ -360,38 +357,23 @@ def test_password_never_printed(
 # a real 'flask' process
 
 
-def _flask(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)
-    for name in ("FLASK_DB_DIRECTORY", "FLASK_DEBUG", "DATABASE_URL"):
-        env.pop(name, None)
-    env["FLASK_APP"] = "app.py"
-    return subprocess.run(
-        [str(VENV_BIN / "flask"), *args],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=env,
-        check=False,
-    )
-
-
 def test_flask_db_end_to_end(tmp_path: Path) -> None:
     shutil.copy(REPO / "examples" / "todo" / "app.py", tmp_path / "app.py")
     database = tmp_path / "instance" / "todo.db"
 
-    proc = _flask(tmp_path, "db", "init")
+    proc = run_flask(tmp_path, "db", "init")
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "migrations" / "env.py").is_file()
     assert "Generating" in proc.stdout
 
-    proc = _flask(tmp_path, "db", "migrate", "-m", "x")
+    proc = run_flask(tmp_path, "db", "migrate", "-m", "x")
     assert proc.returncode == 0, proc.stderr
     (revision,) = (tmp_path / "migrations" / "versions").glob("*_x.py")
     assert "op.create_table('todo'" in revision.read_text()
     assert "Detected added table 'todo'" in proc.stderr
     rev_id = revision.name.split("_")[0]
 
-    proc = _flask(tmp_path, "db", "upgrade")
+    proc = run_flask(tmp_path, "db", "upgrade")
     assert proc.returncode == 0, proc.stderr
     assert f"INFO  [alembic.runtime.migration] Running upgrade  -> {rev_id}, x" in (
         proc.stderr.splitlines()
@@ -400,11 +382,11 @@ def test_flask_db_end_to_end(tmp_path: Path) -> None:
     assert "todo" in table_names(f"sqlite:///{database}")
     assert version_rows(f"sqlite:///{database}") == [rev_id]
 
-    proc = _flask(tmp_path, "db", "current")
+    proc = run_flask(tmp_path, "db", "current")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == f"{rev_id} (head)\n"
 
-    proc = _flask(tmp_path, "db", "upgrade", "bogus")
+    proc = run_flask(tmp_path, "db", "upgrade", "bogus")
     assert proc.returncode == 1
     assert proc.stdout == ""
     assert "Traceback" not in proc.stderr

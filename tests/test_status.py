@@ -9,9 +9,7 @@ and through the command, on every database server.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,12 +29,11 @@ from .conftest import (
     AppFactory,
     Server,
     default_models,
+    run_flask,
     table_names,
     version_rows,
 )
 from .test_templates import AsyncDB, sync_url
-
-VENV_BIN = Path(sys.executable).parent
 
 # --------------------------------------------------------------------------
 # helpers
@@ -712,22 +709,9 @@ APP = textwrap.dedent(
 
 def test_flask_db_status_end_to_end(tmp_path: Path) -> None:
     (tmp_path / "app.py").write_text(APP)
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if name not in ("FLASK_DB_DIRECTORY", "FLASK_DEBUG")
-    }
-    env["FLASK_APP"] = "app.py"
 
     def flask(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(VENV_BIN / "flask"), "db", *args],
-            capture_output=True,
-            text=True,
-            cwd=tmp_path,
-            env=env,
-            check=False,
-        )
+        return run_flask(tmp_path, "db", *args)
 
     assert flask("init").returncode == 0
     assert flask("migrate", "-m", "notes", "--rev-id", "n1").returncode == 0
