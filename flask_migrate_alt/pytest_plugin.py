@@ -602,28 +602,13 @@ class _Walker:
         self._stack.enter_context(use_databases(self._app, self.urls))
 
     def current(self) -> set[str]:
-        from alembic.runtime.migration import MigrationContext
-        from sqlalchemy import create_engine
-        from sqlalchemy.pool import NullPool
+        from .testing import connect, current_heads, version_options
 
-        from .inspection import context_options
-        from .testing import _sync_url
-
-        options = context_options()
-        opts = {
-            key: options[key]
-            for key in ("version_table", "version_table_schema")
-            if options.get(key)
-        }
+        options = version_options()
         found: list[set[str]] = []
         for url in self.urls.values():
-            engine = create_engine(_sync_url(url), poolclass=NullPool)
-            try:
-                with engine.connect() as connection:
-                    context = MigrationContext.configure(connection, opts=opts)
-                    found.append(set(context.get_current_heads()))
-            finally:
-                engine.dispose()
+            with connect(url) as connection:
+                found.append(set(current_heads(connection, options)))
         if any(heads != found[0] for heads in found):
             # Never equal to a target: the databases are made again.
             return {"<the databases disagree>"}
@@ -652,21 +637,13 @@ class _Walker:
         pytest.fail(f"{name} {where} failed: {message}", pytrace=False)
 
     def snapshot(self) -> dict[str | None, Any]:
-        from sqlalchemy import create_engine
-        from sqlalchemy.pool import NullPool
+        from .testing import connect, schema_snapshot, version_options
 
-        from .inspection import context_options
-        from .testing import _sync_url, schema_snapshot
-
-        version_table = str(context_options().get("version_table") or "alembic_version")
+        version_table = version_options().get("version_table", "alembic_version")
         found = {}
         for key, url in self.urls.items():
-            engine = create_engine(_sync_url(url), poolclass=NullPool)
-            try:
-                with engine.connect() as connection:
-                    found[key] = schema_snapshot(connection, version_table)
-            finally:
-                engine.dispose()
+            with connect(url) as connection:
+                found[key] = schema_snapshot(connection, version_table)
         return found
 
 

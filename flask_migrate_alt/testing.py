@@ -790,34 +790,17 @@ class Migrator:
 
     def current(self, bind: str | None = None) -> tuple[str, ...]:
         """The revision ids the database of ``bind`` is at (empty: none)."""
-        from alembic.runtime.migration import MigrationContext
-
-        from .inspection import context_options
-
         with self.app.app_context():
-            options = context_options()
-        opts = {
-            key: options[key]
-            for key in ("version_table", "version_table_schema")
-            if options.get(key)
-        }
+            options = version_options()
         # A synchronous connection of its own: the app's engine may be async.
         with self.connect(bind) as connection:
-            context = MigrationContext.configure(connection, opts=opts)
-            return tuple(context.get_current_heads())
+            return current_heads(connection, options)
 
     @contextmanager
     def connect(self, bind: str | None = None) -> Iterator[Connection]:
         """A connection to the database of ``bind``, committed when the block ends."""
-        from sqlalchemy import create_engine
-        from sqlalchemy.pool import NullPool
-
-        engine = create_engine(_sync_url(self.urls[bind]), poolclass=NullPool)
-        try:
-            with engine.begin() as connection:
-                yield connection
-        finally:
-            engine.dispose()
+        with connect(self.urls[bind]) as connection:
+            yield connection
 
     def execute(
         self, statement: Any, parameters: Any = None, bind: str | None = None
@@ -857,6 +840,44 @@ def _engine_values(app: Flask) -> list[Any]:
 
 def _version_table(app: Flask) -> str:
     with app.app_context():
-        from .inspection import context_options
+        return str(version_options().get("version_table", "alembic_version"))
 
-        return str(context_options().get("version_table") or "alembic_version")
+
+def version_options() -> dict[str, Any]:
+    """The app's ``version_table``/``version_table_schema`` options, where set.
+
+    Needs an app context.
+    """
+    from .inspection import context_options
+
+    options = context_options()
+    return {
+        key: options[key]
+        for key in ("version_table", "version_table_schema")
+        if options.get(key)
+    }
+
+
+def current_heads(connection: Connection, options: dict[str, Any]) -> tuple[str, ...]:
+    """The revisions the database of ``connection`` is at (empty: none)."""
+    from alembic.runtime.migration import MigrationContext
+
+    context = MigrationContext.configure(connection, opts=options)
+    return tuple(context.get_current_heads())
+
+
+@contextmanager
+def connect(url: URL) -> Iterator[Connection]:
+    """A connection of its own to ``url``, synchronous even for an async URL.
+
+    Committed when the block ends; its engine is disposed of either way.
+    """
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
+
+    engine = create_engine(_sync_url(url), poolclass=NullPool)
+    try:
+        with engine.begin() as connection:
+            yield connection
+    finally:
+        engine.dispose()
