@@ -271,14 +271,23 @@ class _History:
         if set(current) == set(self.heads):
             return ()
         try:
-            steps = self.script.iterate_revisions("heads", current, implicit_base=True)
-            return tuple(sc.revision for sc in reversed(list(steps)))
+            return upgrade_plan(self.script, current)
         except RevisionError as exc:
             raise RuntimeError(
                 f"cannot work out what an upgrade of {where} would run from "
                 f"{', '.join(current)}: {exc}; fix its version table with "
                 "'flask db stamp --purge REVISION'"
             ) from exc
+
+
+def upgrade_plan(script: ScriptDirectory, current: Sequence[str]) -> tuple[str, ...]:
+    """The revisions ``upgrade heads`` would run from ``current``, in order.
+
+    :raises alembic.script.revision.RevisionError: ``current`` does not fit
+        the history.
+    """
+    steps = script.iterate_revisions("heads", tuple(current), implicit_base=True)
+    return tuple(sc.revision for sc in reversed(list(steps)))
 
 
 def _differences(context: MigrationContext, db: Database) -> list[Any]:

@@ -773,6 +773,7 @@ def _pending(
 
     from .errors import describe
     from .inspection import _each_database
+    from .migration_status import upgrade_plan
 
     def heads(context: MigrationContext, db: Database) -> tuple[str, ...]:
         return tuple(context.get_current_heads())
@@ -793,15 +794,7 @@ def _pending(
     pending: dict[str, set[str]] = {}
     for db in dbs:
         try:
-            pending[db.name] = {
-                rev.revision
-                for rev in script.revision_map.iterate_revisions(
-                    "heads",
-                    current.get(db.bind_key, ()),
-                    implicit_base=True,
-                    assert_relative_length=False,
-                )
-            }
+            pending[db.name] = set(upgrade_plan(script, current.get(db.bind_key, ())))
         except RevisionError as exc:
             raise RuntimeError(
                 f"cannot tell which revisions are pending: {exc}; give a "
