@@ -94,6 +94,13 @@ def exclusion_hooks(
             return include_object(obj, name, type_, reflected, compare_to)
         return True
 
+    # Marks read by flask_migrate_alt.unchanged: these hooks only apply
+    # patterns, which are part of its digests.
+    hook: Any
+    for hook, wrapped in ((name_hook, include_name), (object_hook, include_object)):
+        hook.flask_migrate_alt_exclusion = True
+        hook.wraps = wrapped
+        hook.patterns = (sorted(tables), sorted(schemas), system)
     return name_hook, object_hook
 
 

@@ -419,7 +419,8 @@ def _run_on_connections(
             id(connection): stack.enter_context(_transactional_sqlite(connection))
             for connection in connections
         }
-        if context.config.attributes.get(AUTOGENERATE):
+        autogenerate = bool(context.config.attributes.get(AUTOGENERATE))
+        if autogenerate:
             from .reflection import bulk_reflection
 
             for connection in connections:
@@ -428,6 +429,8 @@ def _run_on_connections(
             args.setdefault("target_metadata", dbs[0].metadata)
             if ddl[id(connections[0])]:
                 args.setdefault("transactional_ddl", True)
+            if autogenerate:
+                _skip_unchanged_tables(context, connections[0], args)
             context.configure(connection=connections[0], **args)
             with context.begin_transaction():
                 context.run_migrations()
@@ -437,7 +440,10 @@ def _run_on_connections(
         transactions = [connection.begin() for connection in connections]
         try:
             for db, connection in zip(dbs, connections, strict=True):
-                context.configure(connection=connection, **_per_database(db, args))
+                db_args = _per_database(db, args)
+                if autogenerate:
+                    _skip_unchanged_tables(context, connection, db_args)
+                context.configure(connection=connection, **db_args)
                 context.run_migrations(engine_name=db.name)
         except BaseException:
             for transaction in transactions:
@@ -445,6 +451,33 @@ def _run_on_connections(
             raise
         for transaction in transactions:
             transaction.commit()
+
+
+def _skip_unchanged_tables(
+    context: EnvironmentContext, connection: Connection, args: dict[str, Any]
+) -> None:
+    """Let autogenerate leave out the tables it found unchanged before.
+
+    See :mod:`flask_migrate_alt.unchanged`; ``args`` are one database's
+    ``context.configure()`` arguments, changed in place.
+    """
+    from .unchanged import UnchangedTables, enabled, wrap_directives_hook
+
+    if not enabled(current_app.config):
+        return
+    # A hook given to Alembic's own revision command runs before the one of
+    # context.configure() and could change the operations it records from.
+    # env.py passes the alembic.context module, a proxy of the instance.
+    environment = getattr(context, "_proxy", None) or context
+    revision_context = environment.context_opts.get("revision_context")
+    if getattr(revision_context, "process_revision_directives", None) is not None:
+        return
+    directory = environment.script.dir
+    tables = UnchangedTables(directory, connection, args)
+    tables.install(args)
+    args["process_revision_directives"] = wrap_directives_hook(
+        args.get("process_revision_directives"), tables
+    )
 
 
 @contextmanager

@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
-__all__ = ["bulk_reflection"]
+__all__ = ["bulk_reflection", "table_fingerprints"]
 
 _PER_TABLE = {
     "get_columns": "columns",
@@ -132,7 +132,10 @@ def _bulk_inspector(base: type) -> type:
         """An inspector that reads each schema's tables in one go."""
 
         def _bulk(self, schema: str | None) -> Any:
-            store = self.__dict__.setdefault("_fma_bulk", {})
+            # Kept on the connection, so that every inspector made on it
+            # while the comparison runs (Alembic's, and the one of
+            # flask_migrate_alt.unchanged) reads the catalog only once.
+            store = _connection_store(self.bind, "_fma_bulk", self.__dict__)
             if schema not in store:
                 store[schema] = super()._get_reflection_info(
                     schema, kind=ObjectKind.ANY, scope=ObjectScope.ANY
@@ -140,16 +143,17 @@ def _bulk_inspector(base: type) -> type:
             return store[schema]
 
         def _owned_sequences(self) -> dict[str, list[tuple[str, str]]]:
-            owners = self.__dict__.get("_fma_sequences")
-            if owners is None:
-                owners = {}
+            store = _connection_store(self.bind, "_fma_bulk", self.__dict__)
+            key = ("owned sequences",)  # never a schema name
+            if key not in store:
+                owners: dict[str, list[tuple[str, str]]] = {}
                 with self._operation_context() as connection:
                     for name, sequence, column in connection.execute(
                         text(_OWNED_SEQUENCES)
                     ):
                         owners.setdefault(name, []).append((sequence, column))
-                self.__dict__["_fma_sequences"] = owners
-            return owners
+                store[key] = owners
+            return store[key]  # type: ignore[no-any-return]
 
         def reflect_table(self, table: Any, *args: Any, **kw: Any) -> None:
             if not _runs_alembic_serial_check(table):
@@ -215,9 +219,54 @@ def _bulk_inspector(base: type) -> type:
         answer.__name__ = method
         return answer
 
+    def multi(method: str, field: str) -> Any:
+        # Alembic (1.18 and later) asks for each kind of data for many
+        # tables at once before comparing; answered from the same bulk
+        # read, so that the catalog is read once, not twice. Any other
+        # form of the question goes to SQLAlchemy.
+        def answer(
+            self: Any,
+            schema: str | None = None,
+            filter_names: Any = None,
+            kind: Any = ObjectKind.TABLE,
+            scope: Any = ObjectScope.DEFAULT,
+            **kw: Any,
+        ) -> Any:
+            if kw or kind != ObjectKind.TABLE or scope != ObjectScope.DEFAULT:
+                return getattr(super(BulkInspector, self), method)(
+                    schema, filter_names, kind, scope, **kw
+                )
+            if filter_names is not None and not filter_names:
+                return {}
+            info = self._bulk(schema)
+            values = getattr(info, field) or {}
+            names = (
+                self.get_table_names(schema) if filter_names is None else filter_names
+            )
+            # A table missing from the answer is asked for on its own.
+            return {
+                (schema, name): copy.deepcopy(values[schema, name])
+                for name in names
+                if (schema, name) in values
+            }
+
+        answer.__name__ = method
+        return answer
+
     for method, field in _PER_TABLE.items():
         setattr(BulkInspector, method, per_table(method, field))
+    for field in [*_PER_TABLE.values(), "table_options"]:
+        method = f"get_multi_{field}"
+        setattr(BulkInspector, method, multi(method, field))
     return BulkInspector
+
+
+def _connection_store(bind: Any, key: str, fallback: dict[str, Any]) -> Any:
+    """The dict under ``key`` in ``bind.info`` (a connection), else in ``fallback``."""
+    info = getattr(bind, "info", None)
+    if not isinstance(info, dict) or key not in info:
+        return fallback.setdefault(key, {})
+    return info[key]
 
 
 @contextmanager
@@ -227,10 +276,73 @@ def _postgresql_bulk(connection: Any) -> Iterator[None]:
         yield  # already active (nested use)
         return
     dialect.inspector = _bulk_inspector(type(dialect).inspector)
+    connection.info["_fma_bulk"] = {}
     try:
         yield
     finally:
         del dialect.inspector
+        connection.info.pop("_fma_bulk", None)
+
+
+def postgresql_tables(
+    connection: Any, schema: str | None, *, with_defaults: bool = True
+) -> dict[str, str] | None:
+    """What reflection tells about each table of ``schema``, as one string per table.
+
+    The strings hold the very rows SQLAlchemy's reflection returns for the
+    table (columns, constraints, indexes, comment, options), and the
+    sequences its ``SERIAL`` columns own, which Alembic also looks at.
+    ``None`` when bulk reflection is not active on ``connection``.
+
+    Left out, so that they are always compared: tables with a computed
+    column, an expression index or a type reflection did not recognise
+    (Alembic or SQLAlchemy warn about those, and a table not compared would
+    not warn), and without ``with_defaults`` tables with a column default
+    other than a ``SERIAL`` one.
+    """
+    from sqlalchemy import inspect
+    from sqlalchemy.types import NullType
+
+    if "_fma_bulk" not in connection.info:
+        return None
+    inspector = inspect(connection)
+    if not hasattr(inspector, "_bulk"):
+        return None
+    info = inspector._bulk(schema)
+    owners = inspector._owned_sequences()
+    fields = [field for field in info.__dict__ if getattr(info, field)]
+    found = {}
+    for key, columns in info.columns.items():
+        if key[0] != schema:
+            continue
+        owned = [
+            owners.get(match.group(1))
+            for column in columns
+            if (match := _NEXTVAL.match(str(column.get("default") or "")))
+        ]
+        if any(
+            "computed" in column or isinstance(column["type"], NullType)
+            for column in columns
+        ) or any(
+            None in index.get("column_names", ()) or "expressions" in index
+            for index in (info.indexes or {}).get(key, ())
+        ):
+            continue
+        if not with_defaults and any(
+            column.get("default") and not _NEXTVAL.match(str(column["default"]))
+            for column in columns
+        ):
+            continue
+        # The DDL of each type as well: some reprs leave settings out (a
+        # domain's schema).
+        types = [
+            column["type"].compile(dialect=connection.dialect) for column in columns
+        ]
+        rows = [(field, getattr(info, field).get(key)) for field in fields]
+        text = repr((rows, owned, types))
+        if " at 0x" not in text:  # else no stable text: always compared
+            found[key[1]] = text
+    return found
 
 
 # --------------------------------------------------------------------------
@@ -328,6 +440,52 @@ class _SQLiteSchema:
         rows = self._pragma_rows(pragma, "temp")
         return None if rows is None else rows.get(name, [])
 
+    def fingerprints(self) -> dict[str, str] | None:
+        """Each table of ``main`` as a string that changes when its reflection can.
+
+        SQLite derives everything it reports about a table (columns,
+        indexes, foreign keys, the constraint names SQLAlchemy parses out of
+        the SQL) from the ``CREATE`` statements in ``sqlite_master``; the
+        string holds those of the table and its indexes and triggers, and
+        those of the tables its foreign keys refer to, whose primary key
+        SQLAlchemy reads when a foreign key names no columns. ``None`` when
+        temporary tables exist, which could shadow the names.
+        """
+        temp = self._query("SELECT count(*) FROM temp.sqlite_master")
+        rows = self._query("SELECT type, name, tbl_name, sql FROM main.sqlite_master")
+        if temp is None or rows is None or temp[0][0]:
+            return None
+        by_table: dict[str, list[tuple[Any, ...]]] = {}
+        for row in rows:
+            by_table.setdefault(row[2], []).append(tuple(row))
+        found = {}
+        for name, own in by_table.items():
+            if not any(row[0] == "table" and row[1] == name for row in own):
+                continue
+            foreign_keys = self.pragma("foreign_key_list", name)
+            columns = self.pragma("table_xinfo", name)
+            if foreign_keys is None or columns is None:
+                continue
+            # Generated columns (hidden 2 or 3) and expression indexes
+            # (index_info rows without a name): Alembic warns about those,
+            # so such tables are always compared.
+            if any(row[6] in (2, 3) for row in columns):
+                continue
+            indexes = [row[1] for row in own if row[0] == "index"]
+            index_rows = [self.pragma("index_info", index) for index in indexes]
+            if any(
+                rows is None or any(r[2] is None for r in rows) for rows in index_rows
+            ):
+                continue
+            referred = sorted({str(row[2]) for row in foreign_keys})
+            found[name] = repr(
+                (
+                    sorted(own, key=repr),
+                    [sorted(by_table.get(r, []), key=repr) for r in referred],
+                )
+            )
+        return found
+
     def table_sql(self, name: str) -> str | None:
         """SQLAlchemy's ``_get_table_sql(name)`` without a schema, if known."""
         if self._sql is None:
@@ -384,11 +542,38 @@ def _sqlite_bulk(connection: Any) -> Iterator[None]:
 
     dialect._get_table_pragma = bulk_table_pragma
     dialect._get_table_sql = bulk_table_sql
+    connection.info["_fma_sqlite"] = schema_data
     try:
         yield
     finally:
         del dialect._get_table_pragma
         del dialect._get_table_sql
+        connection.info.pop("_fma_sqlite", None)
+
+
+def sqlite_tables(connection: Any, schema: str | None) -> dict[str, str] | None:
+    """:meth:`_SQLiteSchema.fingerprints`, or ``None`` when bulk reflection is off."""
+    schema_data = connection.info.get("_fma_sqlite")
+    if schema is not None or schema_data is None:
+        return None
+    return schema_data.fingerprints()  # type: ignore[no-any-return]
+
+
+def table_fingerprints(
+    connection: Any, schema: str | None, *, with_defaults: bool = True
+) -> dict[str, str] | None:
+    """Table name -> a string holding everything reflection can tell about it.
+
+    Two equal strings mean that reflecting the table gives the same answer.
+    Only for the schemas bulk reflection covers (see
+    :func:`postgresql_tables` and :func:`sqlite_tables`); ``None`` elsewhere.
+    """
+    name = connection.dialect.name
+    if name == "postgresql":
+        return postgresql_tables(connection, schema, with_defaults=with_defaults)
+    if name == "sqlite":
+        return sqlite_tables(connection, schema)
+    return None
 
 
 # --------------------------------------------------------------------------
