@@ -853,6 +853,49 @@ def _database_name(context: MigrationContext) -> str | None:
     return (token[: -len(suffix)] or None) if token.endswith(suffix) else None
 
 
+def _current_without_alembic(
+    directory: str | os.PathLike[str] | None, verbose: bool, check_heads: bool
+) -> list[Script] | dict[str | None, list[Script]] | None:
+    """``current`` from the revision cache and the version tables; None if unsure.
+
+    Needs what the no-op upgrade needs (the shipped env.py, no configure
+    callbacks, no Alembic settings in code), a revision graph from the
+    cache, and every revision a database names to be in it: anything else
+    goes to Alembic, which also reports the errors.
+    """
+    from .fastpath import database_versions, write_line
+    from .inspection import context_options
+
+    path = repository(directory)
+    if not (_fast_path_allowed(path) and _default_config()):
+        return None
+    graph = _cached_graph(directory)
+    multidb = is_multidb(path)
+    if graph is None:
+        return None
+    found = database_versions(multidb, context_options())
+    if found is None or any(
+        len(rows) > 1 or any(rid not in graph.revisions for rid in rows)
+        for _, rows in found
+    ):
+        return None  # several rows: Alembic shows only the branch heads
+    # Alembic's report runs per database, each printing before the next.
+    result: dict[str | None, list[Script]] = {}
+    for db, rows in found:
+        if verbose:
+            url = db.engine.url.render_as_string(hide_password=True)
+            write_line(f"Current revision(s) for {url}:")
+        for rid in rows:
+            write_line(graph.current_line(rid, verbose))
+        result[db.bind_key] = _scripts_on_demand(directory, rows)
+        if check_heads and set(rows) != set(graph.heads):
+            where = "the database" if db.bind_key is None else f"database {db.name!r}"
+            raise RuntimeError(
+                f"{where} is not at all head revisions; run 'flask db upgrade'"
+            )
+    return result if multidb else result.get(None, [])
+
+
 @catch_errors
 @_restores_configure_args
 def current(
@@ -868,7 +911,16 @@ def current(
     (``None`` for the default database) to that database's revisions.
 
     :param check_heads: fail if a database is not at all the heads.
+
+    With the shipped env.py and an up-to-date revision cache, the version
+    tables are read directly and the lines printed from the cache, without
+    importing Alembic or running env.py (so without its log lines); the
+    returned lists are then filled on first use (see the
+    :ref:`returned lists <lazy-scripts>`).
     """
+    fast = _current_without_alembic(directory, verbose, check_heads)
+    if fast is not None:
+        return fast
     from alembic.runtime.environment import EnvironmentContext
 
     config = _config(directory, x_arg=x_arg)

@@ -35,12 +35,15 @@ from .paths import CACHE_FILE, CACHE_VERSION, is_revision_file, version_folders
 if TYPE_CHECKING:
     from alembic.script import Script
 
+    from .environment import Database
+
 __all__ = [
     "CachedRevision",
     "LazyScripts",
     "RevisionGraph",
     "cached_graph",
     "cached_heads",
+    "database_versions",
     "cached_revisions",
     "databases_at",
     "write_line",
@@ -434,6 +437,12 @@ class RevisionGraph:
             return self._log_entry(rid)
         return rid + self._label(rid) + self._flags(rid)[0]
 
+    def current_line(self, rid: str, verbose: bool) -> str:
+        """What ``current`` prints for ``rid``."""
+        if verbose:
+            return self._log_entry(rid)
+        return rid + "".join(self._flags(rid))
+
     def history_line(self, rid: str, verbose: bool) -> str:
         """What ``history`` prints for ``rid``."""
         if verbose:
@@ -480,34 +489,45 @@ def write_line(text: str) -> None:
             break
 
 
-def databases_at(
-    heads: Iterable[str], multidb: bool, options: dict[str, Any]
-) -> bool | None:
-    """Tell whether every database's version table holds exactly ``heads``."""
+def database_versions(
+    multidb: bool, options: dict[str, Any]
+) -> list[tuple[Database, list[str]]] | None:
+    """Each database with the rows of its version table, in the order of env.py.
+
+    ``None`` when a database cannot be read here (an async engine, no
+    version table yet, an error): Alembic's path then decides.
+    """
     import sqlalchemy as sa
 
     from .environment import databases
 
-    wanted = set(heads)
     table = sa.Table(
         options.get("version_table") or "alembic_version",
         sa.MetaData(),
         sa.Column("version_num", sa.String(32)),
         schema=options.get("version_table_schema"),
     )
+    found = []
     for db in databases(multidb):
         if db.is_async:
             return None
         try:
             with db.engine.connect() as connection:
-                current = set(
-                    connection.execute(sa.select(table.c.version_num)).scalars()
-                )
+                rows = connection.execute(sa.select(table.c.version_num)).scalars()
+                found.append((db, list(rows)))
         except sa.exc.SQLAlchemyError:
             return None  # no version table yet, or it cannot be read here
-        if current != wanted:
-            return False
-    return True
+    return found
+
+
+def databases_at(
+    heads: Iterable[str], multidb: bool, options: dict[str, Any]
+) -> bool | None:
+    """Tell whether every database's version table holds exactly ``heads``."""
+    found = database_versions(multidb, options)
+    if found is None:
+        return None
+    return all(set(rows) == set(heads) for _, rows in found)
 
 
 def _filled(name: str) -> Callable[..., Any]:

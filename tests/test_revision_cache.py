@@ -277,6 +277,8 @@ def alembic_output(app: Flask, name: str, verbose: bool) -> str:
         config = app.extensions["migrate"].migrate.get_config("migrations")
         if name == "heads":
             command.heads(config, verbose=verbose)
+        elif name == "current":
+            command.current(config, verbose=verbose)
         else:
             command.history(config, verbose=verbose)
     return buffer.getvalue()
@@ -365,6 +367,91 @@ def test_heads_and_history_print_what_alembic_prints(
     for (name, verbose), text in expected.items():
         assert python_output(app, name, verbose) == text, (name, verbose)
         assert cli_output(app, name, verbose) == text, (name, verbose)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_current_prints_what_alembic_prints(
+    make_app: Callable[..., Flask],
+    server: Server,
+    shape: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """At every revision: on a branch point, a merge point, a head, labelled."""
+    from flask_migrate_alt import commands
+
+    app = make_app(server.new_database())
+    build_shape(app, shape)
+    with app.app_context():
+        fma.heads()  # the normal path writes the revision cache
+        config = app.extensions["migrate"].migrate.get_config("migrations")
+        every = [
+            sc.revision for sc in ScriptDirectory.from_config(config).walk_revisions()
+        ]
+    for rev in every:
+        with app.app_context():
+            fma.stamp(revision=rev, purge=True)
+        expected = {
+            verbose: alembic_output(app, "current", verbose)
+            for verbose in (False, True)
+        }
+        assert rev in expected[False].split()
+
+        def same(text: str) -> str | list[str]:
+            # With depends_on Alembic prints a set of revisions, in the order
+            # the set happens to iterate in.
+            return sorted(text.splitlines()) if shape == "depends_on" else text
+
+        with monkeypatch.context() as patch:
+            if from_cache(app):
+
+                def no_alembic(*args: object, **kwargs: object) -> None:
+                    raise AssertionError("answered from the cache, without a Config")
+
+                patch.setattr(commands, "_config", no_alembic)
+            for verbose, text in expected.items():
+                python = python_output(app, "current", verbose)
+                assert same(python) == same(text), (rev, verbose)
+                cli = cli_output(app, "current", verbose)
+                assert same(cli) == same(text), (rev, verbose)
+            with app.app_context():
+                found = fma.current()
+                assert rev in [sc.revision for sc in found]
+                is_head = rev in [sc.revision for sc in fma.heads()]
+                if not is_head:
+                    with pytest.raises(fma.CommandFailed, match="not at all head"):
+                        fma.current(check_heads=True)
+    # Two rows in the version table: Alembic's own path answers.
+    if shape in ("branched", "labelled"):
+        with app.app_context():
+            fma.stamp(revision="heads", purge=True)
+            assert len(fma.current()) == 2
+
+
+def test_current_does_not_import_alembic(history: Flask, url: str) -> None:
+    import subprocess
+    import sys
+
+    with history.app_context():
+        fma.upgrade()
+        fma.heads()
+    code = f"""
+import sys
+from flask import Flask
+from flask_sqlalchemy import SQLAlchemy
+import flask_migrate_alt as fma
+app = Flask("probe")
+app.config["SQLALCHEMY_DATABASE_URI"] = {url!r}
+fma.Migrate(app, SQLAlchemy(app))
+with app.app_context():
+    found = fma.current(check_heads=True)
+    print("alembic" in sys.modules)
+    print([sc.revision for sc in found])
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["a3 (head)", "False", "['a3']"]
 
 
 def test_cached_answers_follow_every_change(history: Flask) -> None:
