@@ -21,6 +21,10 @@ SPEC is a JSON object:
   call ``<package>.<command>()`` in an app context; the command is one of
   ``init``, ``stamp``, ``upgrade``, ``check``, ``current``, ``heads``,
   ``history``.
+* ``{"op": "extension", "package": <package>}``: import the app module
+  of the no-extension app (untimed), then time importing ``<package>`` and
+  registering ``<package>.Migrate(app, db)``: the extension's own cost,
+  measured directly rather than as a difference of two process startups.
 * ``{"op": "create_all", "url": <url>, "tables": <n>}``: the floor of the
   full upgrade: create the same tables and indexes with
   ``MetaData.create_all()`` on one connection, in one transaction.
@@ -42,6 +46,14 @@ COMMANDS = {"init", "stamp", "upgrade", "check", "current", "heads", "history"}
 def _startup(spec):
     start = time.perf_counter()
     importlib.import_module(APP_MODULE)
+    return {"seconds": time.perf_counter() - start}
+
+
+def _extension(spec):
+    module = importlib.import_module(APP_MODULE)
+    start = time.perf_counter()
+    package = importlib.import_module(spec["package"])
+    package.Migrate(module.app, module.db)
     return {"seconds": time.perf_counter() - start}
 
 
@@ -100,6 +112,8 @@ def _transactional_ddl(engine):
 def _run(spec):
     if spec["op"] == "startup":
         return _startup(spec)
+    if spec["op"] == "extension":
+        return _extension(spec)
     if spec["op"] == "create_all":
         return _create_all(spec)
     if spec["op"] in COMMANDS:
