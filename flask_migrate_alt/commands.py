@@ -22,7 +22,6 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-from .environment import AUTOGENERATE
 from .errors import catch_errors, log
 from .extension import current_state
 from .inspection import is_multidb, repository
@@ -445,6 +444,8 @@ def _new_revision(
 ) -> Script | list[Script | None] | None:
     """What ``revision`` and ``migrate`` share."""
     from alembic import command
+
+    from .environment import AUTOGENERATE
 
     opts = ["autogenerate"] if autogenerate else None
     config = _config(directory, x_arg=x_arg, opts=opts)
@@ -992,6 +993,8 @@ def check(
 ) -> None:
     """Fail if autogenerate would write a new revision (models and database differ)."""
     from alembic import command
+
+    from .environment import AUTOGENERATE
 
     config = _config(directory, x_arg=x_arg)
     config.attributes[AUTOGENERATE] = True

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .extension import current_state
-from .reflection import bulk_reflection
 
 if TYPE_CHECKING:
     from alembic.operations import MigrationScript, Operations
@@ -157,6 +156,8 @@ def compare_metadata(
     """
     from alembic.autogenerate import compare_metadata as compare
 
+    from .reflection import bulk_reflection
+
     def diffs(context: MigrationContext, db: Database) -> list[Any]:
         if db.metadata is None:
             return []
@@ -182,6 +183,8 @@ def produce_migrations(
 ) -> MigrationScript | dict[str | None, MigrationScript]:
     """Return the ``MigrationScript`` autogenerate would render, without writing it."""
     from alembic.autogenerate import produce_migrations as produce
+
+    from .reflection import bulk_reflection
 
     def script(context: MigrationContext, db: Database) -> MigrationScript:
         from sqlalchemy import MetaData
