@@ -583,6 +583,19 @@ def _bind(
     return lambda: function(spec, path)
 
 
+def _compile_packages(tools: tuple[str, ...]) -> None:
+    """Write the bytecode of each tool's package, as ``pip install`` does.
+
+    An editable install (this checkout) may have none, or stale files; with
+    ``PYTHONDONTWRITEBYTECODE`` set, every measuring process would then
+    compile the package again and pay for it, which no installed copy does.
+    """
+    for tool in tools:
+        spec = importlib.util.find_spec(PACKAGES[tool])
+        for folder in (spec and spec.submodule_search_locations) or ():
+            compileall.compile_dir(folder, quiet=1)
+
+
 def _init_repositories(tools: tuple[str, ...], folder: Path) -> dict[str, Path]:
     """Each tool's repository, made once by its own ``init`` and copied after."""
     repositories = {}
@@ -659,6 +672,7 @@ def run(plan: Plan, workdir: Path, log: Log | None = None) -> dict[str, Any]:
     log = log or _progress(started)
     measurements: list[dict[str, Any]] = []
     servers: dict[str, str | None] = {}
+    _compile_packages(plan.tools)
     repositories = _init_repositories(plan.tools, workdir / "repositories")
     for backend in plan.backends:
         folder = workdir / backend
