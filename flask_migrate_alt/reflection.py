@@ -243,9 +243,12 @@ def _bulk_inspector(base: type) -> type:
             names = (
                 self.get_table_names(schema) if filter_names is None else filter_names
             )
-            # A table missing from the answer is asked for on its own.
+            # Handed over rather than copied, so that the data is held once:
+            # what is handed over is gone from the bulk read, and a later
+            # question about the same table goes to SQLAlchemy. A table
+            # missing from the answer is asked for on its own.
             return {
-                (schema, name): copy.deepcopy(values[schema, name])
+                (schema, name): values.pop((schema, name))
                 for name in names
                 if (schema, name) in values
             }
@@ -259,6 +262,14 @@ def _bulk_inspector(base: type) -> type:
         method = f"get_multi_{field}"
         setattr(BulkInspector, method, multi(method, field))
     return BulkInspector
+
+
+def _hashed(text: str) -> str:
+    """A short digest of ``text``: the fingerprints are compared, never read."""
+    import hashlib
+
+    data = text.encode("utf-8", "surrogatepass")
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
 def _connection_store(bind: Any, key: str, fallback: dict[str, Any]) -> Any:
@@ -287,9 +298,9 @@ def _postgresql_bulk(connection: Any) -> Iterator[None]:
 def postgresql_tables(
     connection: Any, schema: str | None, *, with_defaults: bool = True
 ) -> dict[str, str] | None:
-    """What reflection tells about each table of ``schema``, as one string per table.
+    """What reflection tells about each table of ``schema``, as one digest per table.
 
-    The strings hold the very rows SQLAlchemy's reflection returns for the
+    Each digest covers the very rows SQLAlchemy's reflection returns for the
     table (columns, constraints, indexes, comment, options), and the
     sequences its ``SERIAL`` columns own, which Alembic also looks at.
     ``None`` when bulk reflection is not active on ``connection``.
@@ -341,7 +352,7 @@ def postgresql_tables(
         rows = [(field, getattr(info, field).get(key)) for field in fields]
         text = repr((rows, owned, types))
         if " at 0x" not in text:  # else no stable text: always compared
-            found[key[1]] = text
+            found[key[1]] = _hashed(text)
     return found
 
 
@@ -478,12 +489,8 @@ class _SQLiteSchema:
             ):
                 continue
             referred = sorted({str(row[2]) for row in foreign_keys})
-            found[name] = repr(
-                (
-                    sorted(own, key=repr),
-                    [sorted(by_table.get(r, []), key=repr) for r in referred],
-                )
-            )
+            referred_rows = [sorted(by_table.get(r, []), key=repr) for r in referred]
+            found[name] = _hashed(repr((sorted(own, key=repr), referred_rows)))
         return found
 
     def table_sql(self, name: str) -> str | None:
@@ -562,9 +569,9 @@ def sqlite_tables(connection: Any, schema: str | None) -> dict[str, str] | None:
 def table_fingerprints(
     connection: Any, schema: str | None, *, with_defaults: bool = True
 ) -> dict[str, str] | None:
-    """Table name -> a string holding everything reflection can tell about it.
+    """Table name -> a digest of everything reflection can tell about it.
 
-    Two equal strings mean that reflecting the table gives the same answer.
+    Two equal digests mean that reflecting the table gives the same answer.
     Only for the schemas bulk reflection covers (see
     :func:`postgresql_tables` and :func:`sqlite_tables`); ``None`` elsewhere.
     """

@@ -103,6 +103,17 @@ class _ModelText:
             return [self.clause(item) for item in value]
         return value
 
+    def options(self, item: Any) -> Any:
+        """The dialect options (``postgresql_where=...``) given to ``item``.
+
+        SQLAlchemy builds the mapping of an object's dialect options on first
+        use; one that was never built holds none, and building it for every
+        column of every table would cost memory for nothing.
+        """
+        if "dialect_options" not in vars(item):
+            return []
+        return self.clause(dict(item.dialect_kwargs))
+
     def type_text(self, type_: Any) -> tuple[str, str, str]:
         """Class, repr and DDL of a type that is, with every type inside, SQLAlchemy's.
 
@@ -156,7 +167,7 @@ class _ModelText:
             constraint.deferrable,
             constraint.initially,
             getattr(constraint, "comment", None),
-            self.clause(dict(constraint.dialect_kwargs)),
+            self.options(constraint),
         ]
         if kind == "ForeignKeyConstraint":
             parts += [
@@ -183,7 +194,7 @@ class _ModelText:
             str(index.name) if index.name is not None else None,
             index.unique,
             [column.name for column in expressions],
-            self.clause(dict(index.dialect_kwargs)),
+            self.options(index),
         ]
 
     def table(self, table: Any) -> str:
@@ -200,7 +211,7 @@ class _ModelText:
             table.name,
             table.schema,
             table.comment,
-            self.clause(dict(table.dialect_kwargs)),
+            self.options(table),
             self.clause(
                 dict(metadata.naming_convention) if metadata is not None else None
             ),
@@ -228,7 +239,7 @@ class _ModelText:
                     self.default(column.server_default),
                     self.default(column.server_onupdate),
                     _generated(column.identity),
-                    self.clause(dict(column.dialect_kwargs)),
+                    self.options(column),
                     sorted(repr(targets[id(fk)]) for fk in column.foreign_keys),
                 )
             )
