@@ -216,24 +216,28 @@ def _already_at_heads(
 
 def _at_heads_without_alembic(
     directory: str | os.PathLike[str] | None, target: str
-) -> bool:
-    """The cheapest check for an upgrade with nothing to do; False if unsure.
+) -> bool | None:
+    """The cheapest check for an upgrade with nothing to do; None if unsure.
 
     See :mod:`.fastpath`. On top of :func:`_fast_path_allowed`, which the
     caller has checked: no ``get_config`` override and no
     ``app.config["ALEMBIC"]``, since the Config that would tell what they
-    change is not built here.
+    change is not built here. False means there is something to do, as far
+    as the revision cache and the version tables tell; if that is ever
+    wrong, Alembic's own upgrade finds nothing to do, which is only slower.
     """
     from .fastpath import cached_heads, databases_at
     from .inspection import context_options
 
     if not _default_config():
-        return False
+        return None
     path = repository(directory)
     heads = cached_heads(path)
-    if not heads or (target == "head" and len(heads) > 1):
-        return False
-    return databases_at(heads, is_multidb(path), context_options()) is True
+    if not heads:
+        return None
+    if target == "head" and len(heads) > 1:
+        return False  # Alembic reports the several heads
+    return databases_at(heads, is_multidb(path), context_options())
 
 
 def _default_config() -> bool:
@@ -647,14 +651,17 @@ def _move(
         and target in ("head", "heads")
         and _fast_path_allowed(repository(directory))
     )
-    if at_head_check and _at_heads_without_alembic(directory, target):
+    at_heads = _at_heads_without_alembic(directory, target) if at_head_check else None
+    if at_heads:
         _report_nothing_to_do(target, [])
         return []
     from alembic import command
 
     alembic_command = getattr(command, name)
     config = _config(directory, x_arg=x_arg)
-    if at_head_check and _already_at_heads(config, directory, target):
+    # When the cheap check could not tell, ask again through Alembic.
+    unsure = at_head_check and at_heads is None
+    if unsure and _already_at_heads(config, directory, target):
         _report_nothing_to_do(target, [])
         return []
     with _recorded_steps() as steps:

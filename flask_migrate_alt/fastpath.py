@@ -513,10 +513,20 @@ def database_versions(
             return None
         try:
             with db.engine.connect() as connection:
-                rows = connection.execute(sa.select(table.c.version_num)).scalars()
-                found.append((db, list(rows)))
+                try:
+                    rows = list(
+                        connection.execute(sa.select(table.c.version_num)).scalars()
+                    )
+                except sa.exc.SQLAlchemyError:
+                    # No version table yet (a database at base), or one that
+                    # cannot be read here.
+                    connection.rollback()
+                    if sa.inspect(connection).has_table(table.name, table.schema):
+                        return None
+                    rows = []
+                found.append((db, rows))
         except sa.exc.SQLAlchemyError:
-            return None  # no version table yet, or it cannot be read here
+            return None
     return found
 
 
