@@ -452,7 +452,14 @@ class UnchangedTables:
         self._args = args
         self._global: str | None = None
         self._models: dict[tuple[str | None, str], Any] = {}
-        self._digests: dict[str | None, dict[str, str]] = {}
+        self._database: dict[str | None, dict[str, str]] = {}
+        self._digests: dict[tuple[str | None, str], str | None] = {}
+        self._texts = _ModelText(connection.dialect)
+        # PostgreSQL compares server defaults by running SQL whose answer may
+        # depend on more than the two texts (the time, the role, functions).
+        self._defaults_run_sql = connection.dialect.name == "postgresql" and bool(
+            args.get("compare_server_default")
+        )
         #: Tables left out of the comparison.
         self.skipped: set[tuple[str | None, str]] = set()
         #: Tables the comparison looked at.
@@ -468,14 +475,16 @@ class UnchangedTables:
             schema = None
         return (schema, table.name)
 
-    def _table_digests(self, schema: str | None) -> dict[str, str]:
-        """Table name -> digest of database side and model side, for ``schema``."""
-        if schema in self._digests:
-            return self._digests[schema]
+    def _reflected(self, schema: str | None) -> dict[str, str]:
+        """Table name -> digest of what reflection returns for it, for ``schema``.
+
+        Read when the comparison starts: the bulk catalog rows are handed
+        to Alembic afterwards.
+        """
+        if schema in self._database:
+            return self._database[schema]
         from .reflection import table_fingerprints
 
-        found: dict[str, str] = {}
-        self._digests[schema] = found
         if self._global is None:
             self._global = _global_text(self.connection, self._args)
             metadata = self._args["target_metadata"]
@@ -484,29 +493,32 @@ class UnchangedTables:
                     key = self._key(table)
                     # Two model tables for one name: leave both to Alembic.
                     self._models[key] = None if key in self._models else table
-        # PostgreSQL compares server defaults by running SQL whose answer may
-        # depend on more than the two texts (the time, the role, functions).
-        defaults_run_sql = self.connection.dialect.name == "postgresql" and bool(
-            self._args.get("compare_server_default")
+        found = table_fingerprints(
+            self.connection, schema, with_defaults=not self._defaults_run_sql
         )
-        reflected = (
-            table_fingerprints(
-                self.connection, schema, with_defaults=not defaults_run_sql
-            )
-            or {}
-        )
-        texts = _ModelText(self.connection.dialect)
-        for name, database_text in reflected.items():
-            table = self._models.get((schema, name))
-            if table is None:
-                continue
-            if defaults_run_sql and any(c.server_default for c in table.columns):
-                continue
-            try:
-                text = texts.table(table)
-            except _Unknown:
-                continue
-            found[name] = _digest(self._global, database_text, text)
+        self._database[schema] = found or {}
+        return self._database[schema]
+
+    def _table_digest(self, schema: str | None, name: str) -> str | None:
+        """The digest of both sides of one table, or None if it is always compared."""
+        key = (schema, name)
+        if key in self._digests:
+            return self._digests[key]
+        found = None
+        database = self._reflected(schema).get(name)
+        table = self._models.get(key)
+        if database is not None and table is not None:
+            if not (
+                self._defaults_run_sql
+                and any(column.server_default for column in table.columns)
+            ):
+                try:
+                    model = self._texts.table(table)
+                except _Unknown:
+                    pass
+                else:
+                    found = _digest(str(self._global), database, model)
+        self._digests[key] = found
         return found
 
     # -- hooks
@@ -524,7 +536,11 @@ class UnchangedTables:
                 return False
             if type_ == "table" and name is not None:
                 schema = parent_names.get("schema_name")
-                digest = self._table_digests(schema).get(name)
+                self._reflected(schema)
+                # The model side only when there is something to find: a
+                # first comparison computes it after comparing, when the
+                # reflected tables no longer take memory.
+                digest = self._table_digest(schema, name) if known else None
                 if digest is not None and digest in known:
                     self.skipped.add((schema, name))
                     return False
@@ -566,7 +582,7 @@ class UnchangedTables:
         for schema, name in self.compared:
             if (schema, name) in touched or (None, name) in touched:
                 continue
-            digest = self._table_digests(schema).get(name)
+            digest = self._table_digest(schema, name)
             if digest is not None:
                 clean.append(digest)
         self.store.add(clean)
