@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
-__all__ = ["bulk_reflection", "table_fingerprints"]
+__all__ = ["bulk_reflection", "digest", "table_fingerprints"]
 
 _PER_TABLE = {
     "get_columns": "columns",
@@ -264,12 +264,15 @@ def _bulk_inspector(base: type) -> type:
     return BulkInspector
 
 
-def _hashed(text: str) -> str:
-    """A short digest of ``text``: the fingerprints are compared, never read."""
+def digest(*parts: str) -> str:
+    """A short digest of ``parts``: the fingerprints are compared, never read."""
     import hashlib
 
-    data = text.encode("utf-8", "surrogatepass")
-    return hashlib.blake2b(data, digest_size=16).hexdigest()
+    hasher = hashlib.blake2b(digest_size=16)
+    for part in parts:
+        hasher.update(part.encode("utf-8", "surrogatepass"))
+        hasher.update(b"\0")
+    return hasher.hexdigest()
 
 
 def _connection_store(bind: Any, key: str, fallback: dict[str, Any]) -> Any:
@@ -352,7 +355,7 @@ def postgresql_tables(
         rows = [(field, getattr(info, field).get(key)) for field in fields]
         text = repr((rows, owned, types))
         if " at 0x" not in text:  # else no stable text: always compared
-            found[key[1]] = _hashed(text)
+            found[key[1]] = digest(text)
     return found
 
 
@@ -490,7 +493,7 @@ class _SQLiteSchema:
                 continue
             referred = sorted({str(row[2]) for row in foreign_keys})
             referred_rows = [sorted(by_table.get(r, []), key=repr) for r in referred]
-            found[name] = _hashed(repr((sorted(own, key=repr), referred_rows)))
+            found[name] = digest(repr((sorted(own, key=repr), referred_rows)))
         return found
 
     def table_sql(self, name: str) -> str | None:

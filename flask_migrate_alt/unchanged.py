@@ -34,7 +34,6 @@ makes every table compared again.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Callable, Iterable
@@ -42,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import log
+from .reflection import digest, table_fingerprints
 
 __all__ = ["UnchangedTables", "enabled"]
 
@@ -388,14 +388,6 @@ def _global_text(connection: Any, args: dict[str, Any]) -> str:
 # the cache
 
 
-def _digest(*parts: str) -> str:
-    hasher = hashlib.blake2b(digest_size=16)
-    for part in parts:
-        hasher.update(part.encode("utf-8", "surrogatepass"))
-        hasher.update(b"\0")
-    return hasher.hexdigest()
-
-
 class _Store:
     """The digests of the tables found unchanged, in one JSON file."""
 
@@ -483,8 +475,6 @@ class UnchangedTables:
         """
         if schema in self._database:
             return self._database[schema]
-        from .reflection import table_fingerprints
-
         if self._global is None:
             self._global = _global_text(self.connection, self._args)
             metadata = self._args["target_metadata"]
@@ -517,7 +507,7 @@ class UnchangedTables:
                 except _Unknown:
                     pass
                 else:
-                    found = _digest(str(self._global), database, model)
+                    found = digest(str(self._global), database, model)
         self._digests[key] = found
         return found
 
@@ -540,8 +530,8 @@ class UnchangedTables:
                 # The model side only when there is something to find: a
                 # first comparison computes it after comparing, when the
                 # reflected tables no longer take memory.
-                digest = self._table_digest(schema, name) if known else None
-                if digest is not None and digest in known:
+                found = self._table_digest(schema, name) if known else None
+                if found is not None and found in known:
                     self.skipped.add((schema, name))
                     return False
             return True
@@ -582,9 +572,9 @@ class UnchangedTables:
         for schema, name in self.compared:
             if (schema, name) in touched or (None, name) in touched:
                 continue
-            digest = self._table_digest(schema, name)
-            if digest is not None:
-                clean.append(digest)
+            found = self._table_digest(schema, name)
+            if found is not None:
+                clean.append(found)
         self.store.add(clean)
 
 
