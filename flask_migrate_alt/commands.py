@@ -861,6 +861,12 @@ def _database_name(context: MigrationContext) -> str | None:
     return (token[: -len(suffix)] or None) if token.endswith(suffix) else None
 
 
+def _not_at_heads(name: str | None) -> RuntimeError:
+    """The error of ``current --check-heads`` for database ``name`` (None: default)."""
+    where = "the database" if name is None else f"database {name!r}"
+    return RuntimeError(f"{where} is not at all head revisions; run 'flask db upgrade'")
+
+
 def _current_without_alembic(
     directory: str | os.PathLike[str] | None, verbose: bool, check_heads: bool
 ) -> list[Script] | dict[str | None, list[Script]] | None:
@@ -897,10 +903,7 @@ def _current_without_alembic(
             write_line(graph.current_line(rid, verbose))
         result[db.bind_key] = _scripts_on_demand(directory, rows)
         if check_heads and set(rows) != set(graph.heads):
-            where = "the database" if db.bind_key is None else f"database {db.name!r}"
-            raise RuntimeError(
-                f"{where} is not at all head revisions; run 'flask db upgrade'"
-            )
+            raise _not_at_heads(db.bind_key)
     return result if multidb else result.get(None, [])
 
 
@@ -948,10 +951,7 @@ def current(
             config.print_stdout(sc.cmd_format(verbose))
         found[name] = scripts
         if check_heads and set(context.get_current_heads()) != all_heads:
-            where = "the database" if name is None else f"database {name!r}"
-            raise RuntimeError(
-                f"{where} is not at all head revisions; run 'flask db upgrade'"
-            )
+            raise _not_at_heads(name)
         return []
 
     with EnvironmentContext(config, script, fn=report, dont_mutate=True):
