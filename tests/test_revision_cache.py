@@ -310,6 +310,16 @@ def from_cache(app: Flask) -> bool:
         return _cached_graph(None, env_free=True) is not None
 
 
+def forbid_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make any command that builds an Alembic Config fail: the cache must answer."""
+    from flask_migrate_alt import commands
+
+    def no_alembic(*args: object, **kwargs: object) -> None:
+        raise AssertionError("answered from the cache, without a Config")
+
+    monkeypatch.setattr(commands, "_config", no_alembic)
+
+
 def build_shape(app: Flask, shape: str) -> None:
     """A history of the given shape, made with the command functions."""
     with app.app_context():
@@ -344,7 +354,6 @@ def test_heads_and_history_print_what_alembic_prints(
     shape: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from flask_migrate_alt import commands
 
     app = make_app(server.new_database())
     build_shape(app, shape)
@@ -359,11 +368,7 @@ def test_heads_and_history_print_what_alembic_prints(
     # depends_on is shown the way Alembic shows it, by Alembic itself.
     assert from_cache(app) is (shape != "depends_on")
     if from_cache(app):
-
-        def no_alembic(*args: object, **kwargs: object) -> None:
-            raise AssertionError("answered from the cache, without a Config")
-
-        monkeypatch.setattr(commands, "_config", no_alembic)
+        forbid_config(monkeypatch)
     for (name, verbose), text in expected.items():
         assert python_output(app, name, verbose) == text, (name, verbose)
         assert cli_output(app, name, verbose) == text, (name, verbose)
@@ -377,7 +382,6 @@ def test_current_prints_what_alembic_prints(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """At every revision: on a branch point, a merge point, a head, labelled."""
-    from flask_migrate_alt import commands
 
     app = make_app(server.new_database())
     build_shape(app, shape)
@@ -403,11 +407,7 @@ def test_current_prints_what_alembic_prints(
 
         with monkeypatch.context() as patch:
             if from_cache(app):
-
-                def no_alembic(*args: object, **kwargs: object) -> None:
-                    raise AssertionError("answered from the cache, without a Config")
-
-                patch.setattr(commands, "_config", no_alembic)
+                forbid_config(patch)
             for verbose, text in expected.items():
                 python = python_output(app, "current", verbose)
                 assert same(python) == same(text), (rev, verbose)
