@@ -881,12 +881,12 @@ def _current_without_alembic(
     from .inspection import context_options
 
     path = repository(directory)
-    if not (_fast_path_allowed(path) and _default_config()):
+    if not _fast_path_allowed(path):
         return None
-    graph = _cached_graph(directory)
-    multidb = is_multidb(path)
+    graph = _cached_graph(directory)  # None without the default Config
     if graph is None:
         return None
+    multidb = is_multidb(path)
     found = database_versions(multidb, context_options())
     if found is None or any(
         len(rows) > 1 or any(rid not in graph.revisions for rid in rows)
