@@ -25,6 +25,7 @@ from flask import current_app
 
 from .errors import MigrateNotSetUp, log
 from .extension import MigrateState, current_state
+from .version_writes import version_written_at_end
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -433,7 +434,8 @@ def _run_on_connections(
                 _skip_unchanged_tables(context, connections[0], args)
             context.configure(connection=connections[0], **args)
             with context.begin_transaction():
-                context.run_migrations()
+                with version_written_at_end(context.get_context()):
+                    context.run_migrations()
             return
         # All databases move together: each runs in its own transaction, and
         # they are committed only after every database succeeded.
@@ -444,7 +446,8 @@ def _run_on_connections(
                 if autogenerate:
                     _skip_unchanged_tables(context, connection, db_args)
                 context.configure(connection=connection, **db_args)
-                context.run_migrations(engine_name=db.name)
+                with version_written_at_end(context.get_context()):
+                    context.run_migrations(engine_name=db.name)
         except BaseException:
             for transaction in transactions:
                 transaction.rollback()
