@@ -163,7 +163,9 @@ class _ModelText:
         parts = [
             kind,
             str(constraint.name) if constraint.name is not None else None,
-            [column.name for column in constraint.columns],
+            # Iterating, not .columns: that memoizes a collection on every
+            # model constraint, for the life of the process.
+            [column.name for column in constraint],
             constraint.deferrable,
             constraint.initially,
             getattr(constraint, "comment", None),
