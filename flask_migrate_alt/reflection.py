@@ -29,6 +29,7 @@ from __future__ import annotations
 import copy
 import logging
 import re
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
@@ -421,8 +422,14 @@ class _SQLiteSchema:
             if rows is None:
                 return None
             grouped: dict[str, list[tuple[Any, ...]]] = {}
+            # The rows live as long as the comparison. Their strings repeat
+            # from table to table (column names, type names): keep one of
+            # each, not one per row.
+            intern = sys.intern
             for row in rows:
-                grouped.setdefault(row[0], []).append(tuple(row[1:]))
+                grouped.setdefault(row[0], []).append(
+                    tuple(intern(v) if type(v) is str else v for v in row[1:])
+                )
             self._rows[pragma, schema] = grouped
         return self._rows[pragma, schema]
 
