@@ -116,12 +116,14 @@ def _recorded_steps() -> Iterator[list[Any]]:
     after each step; env.py passes ``configure_args`` on, so a callback added
     there sees every database's steps.
     """
+    from .version_writes import reads_no_database
+
     steps: list[Any] = []
     configure_args = current_state().configure_args
     callbacks = list(configure_args.get("on_version_apply") or [])
     configure_args["on_version_apply"] = [
         *callbacks,
-        lambda ctx, step, heads, run_args: steps.append(step),
+        reads_no_database(lambda ctx, step, heads, run_args: steps.append(step)),
     ]
     yield steps
 

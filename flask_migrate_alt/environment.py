@@ -434,7 +434,10 @@ def _run_on_connections(
                 _skip_unchanged_tables(context, connections[0], args)
             context.configure(connection=connections[0], **args)
             with context.begin_transaction():
-                with version_written_at_end(context.get_context()):
+                with version_written_at_end(
+                    context.get_context(),
+                    ddl_rolls_back=_ddl_rolls_back(context, ddl[id(connections[0])]),
+                ):
                     context.run_migrations()
             return
         # All databases move together: each runs in its own transaction, and
@@ -446,7 +449,10 @@ def _run_on_connections(
                 if autogenerate:
                     _skip_unchanged_tables(context, connection, db_args)
                 context.configure(connection=connection, **db_args)
-                with version_written_at_end(context.get_context()):
+                with version_written_at_end(
+                    context.get_context(),
+                    ddl_rolls_back=_ddl_rolls_back(context, ddl[id(connection)]),
+                ):
                     context.run_migrations(engine_name=db.name)
         except BaseException:
             for transaction in transactions:
@@ -454,6 +460,18 @@ def _run_on_connections(
             raise
         for transaction in transactions:
             transaction.commit()
+
+
+def _ddl_rolls_back(context: EnvironmentContext, sqlite_transactional: bool) -> bool:
+    """Whether a rollback on the migration's connection undoes its DDL.
+
+    Alembic's own idea of the dialect (PostgreSQL yes, MySQL no), or SQLite
+    with the driver's transaction handling turned off by this module; a
+    ``transactional_ddl=True`` set by the app does not make MySQL's CREATE
+    statements roll back.
+    """
+    impl = context.get_context().impl
+    return sqlite_transactional or bool(type(impl).transactional_ddl)
 
 
 def _skip_unchanged_tables(

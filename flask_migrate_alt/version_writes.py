@@ -10,16 +10,19 @@ run ends, still inside its transaction. Replaying 500 revisions on
 PostgreSQL spends about a sixth of its time on those UPDATEs.
 
 The collected changes are written earlier whenever something could see
-them: before a migration reads the current revision
-(``get_current_heads()``, ``get_current_revision()``), before an
-``autocommit_block()`` commits what came before it, and before Alembic
-inserts or deletes a version row (branches and merges). Everywhere else
-Alembic's own code runs unchanged.
+them or commit them: before a migration reads the current revision
+(``get_current_heads()``, ``get_current_revision()``); before anything
+commits on the migration's connection (an ``autocommit_block()``,
+``connection.commit()``, or a ``COMMIT`` statement, an old recipe for
+``ALTER TYPE ... ADD VALUE``); before the ``on_version_apply`` callbacks
+of the app; and before Alembic inserts or deletes a version row (branches
+and merges). Everywhere else Alembic's own code runs unchanged.
 
 Nothing is held back when each revision runs in its own transaction
-(``transaction_per_migration=True``), when DDL is not transactional
-(MySQL, MariaDB: each CREATE commits at once, so the version table must
-follow every step), or when emitting SQL (``--sql``).
+(``transaction_per_migration=True``), when DDL is not rolled back with
+the transaction (MySQL, MariaDB: each CREATE commits at once, so the
+version table must follow every step, whatever ``transactional_ddl``
+says), or when emitting SQL (``--sql``).
 
 Alembic creates its ``HeadMaintainer`` inside ``run_migrations()``, with no
 way to pass another one in, so :func:`version_written_at_end` puts a
@@ -30,22 +33,41 @@ so another thread's migrations in the same process are not affected.
 
 from __future__ import annotations
 
+import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from alembic.runtime.migration import MigrationContext
 
-__all__ = ["version_written_at_end"]
+__all__ = ["reads_no_database", "version_written_at_end"]
+
+T = TypeVar("T")
 
 #: Attribute of a MigrationContext that holds its held-back writes.
 _ATTRIBUTE = "_flask_migrate_alt_version_writes"
 
+#: Marks an ``on_version_apply`` callback that does not read the database.
+_READS_NOTHING = "_flask_migrate_alt_reads_no_database"
+
+_COMMIT = re.compile(r"\s*(COMMIT|END)\b", re.IGNORECASE)
+
 _install_lock = threading.Lock()
 _installed = 0
 _original: Any = None
+_subclass: Any = None
+
+
+def reads_no_database(callback: T) -> T:
+    """Mark an ``on_version_apply`` callback that need not see the version table.
+
+    The callbacks of the app get the version table written before each
+    call, in case they read it; a marked one does not.
+    """
+    setattr(callback, _READS_NOTHING, True)
+    return callback
 
 
 class _HeldBack:
@@ -138,47 +160,68 @@ def _maintainer_class(base: type[Any]) -> type[Any]:
 
 @contextmanager
 def _maintainer_installed() -> Iterator[None]:
-    global _installed, _original
+    global _installed, _original, _subclass
     from alembic.runtime import migration
 
     with _install_lock:
         if _installed == 0:
             _original = migration.HeadMaintainer
-            migration.HeadMaintainer = _maintainer_class(_original)  # type: ignore[misc]
+            _subclass = _maintainer_class(_original)
+            migration.HeadMaintainer = _subclass  # type: ignore[misc]
         _installed += 1
     try:
         yield
     finally:
         with _install_lock:
             _installed -= 1
-            if _installed == 0:
+            # Unless someone else replaced it meanwhile (a test's patch).
+            if _installed == 0 and migration.HeadMaintainer is _subclass:
                 migration.HeadMaintainer = _original  # type: ignore[misc]
 
 
-def _can_hold_back(migration_context: MigrationContext) -> bool:
+def _can_hold_back(migration_context: MigrationContext, ddl_rolls_back: bool) -> bool:
     opts = migration_context.opts
     return (
-        not migration_context.as_sql
+        ddl_rolls_back
+        and not migration_context.as_sql
         and migration_context.connection is not None
         and bool(migration_context.impl.transactional_ddl)
         and not opts.get("transaction_per_migration", False)
     )
 
 
+def _writing_first(held: _HeldBack, callback: Callable[..., Any]) -> Any:
+    if getattr(callback, _READS_NOTHING, False):
+        return callback
+
+    def call(**kwargs: Any) -> Any:
+        held.write()
+        return callback(**kwargs)
+
+    return call
+
+
 @contextmanager
 def version_written_at_end(
-    migration_context: MigrationContext,
+    migration_context: MigrationContext, *, ddl_rolls_back: bool
 ) -> Iterator[None]:
     """Hold back the version-table UPDATEs of the run inside this block.
 
     Use it inside the run's transaction: the held-back rows are written when
     the block ends without an error. After an error they are dropped; the
     transaction is rolled back with everything else of the run.
+    ``ddl_rolls_back`` says whether a rollback on this connection really
+    undoes DDL (PostgreSQL; SQLite with the driver's own transaction
+    handling off), which Alembic's ``transactional_ddl`` setting alone does
+    not prove.
     """
-    if not _can_hold_back(migration_context):
+    if not _can_hold_back(migration_context, ddl_rolls_back):
         yield
         return
+    from sqlalchemy import event
+
     held = _HeldBack(migration_context)
+    connection = migration_context.connection
     get_current_heads = migration_context.get_current_heads
     autocommit_block = migration_context.autocommit_block
 
@@ -186,18 +229,39 @@ def version_written_at_end(
         held.write()
         return get_current_heads()
 
-    def before_commit() -> AbstractContextManager[None]:
+    def before_autocommit() -> AbstractContextManager[None]:
         held.write()
         return autocommit_block()
 
+    def before_commit(conn: Any) -> None:
+        held.write()
+
+    def before_execute(conn: Any, statement: Any, *args: Any) -> None:
+        text = (
+            statement
+            if isinstance(statement, str)
+            else getattr(statement, "text", None)
+        )
+        if isinstance(text, str) and _COMMIT.match(text):
+            held.write()
+
     instance = vars(migration_context)
+    callbacks = migration_context.on_version_apply_callbacks
     with _maintainer_installed():
         instance[_ATTRIBUTE] = held
         instance["get_current_heads"] = current_heads
-        instance["autocommit_block"] = before_commit
+        instance["autocommit_block"] = before_autocommit
+        instance["on_version_apply_callbacks"] = [
+            _writing_first(held, callback) for callback in callbacks
+        ]
+        event.listen(connection, "commit", before_commit)
+        event.listen(connection, "before_execute", before_execute)
         try:
             yield
             held.write()
         finally:
+            event.remove(connection, "commit", before_commit)
+            event.remove(connection, "before_execute", before_execute)
             for name in (_ATTRIBUTE, "get_current_heads", "autocommit_block"):
                 instance.pop(name, None)
+            instance["on_version_apply_callbacks"] = callbacks

@@ -141,6 +141,15 @@ def postgresql_server() -> Iterator[Server]:
         srv.drop_all()
 
 
+@pytest.fixture
+def mysql_server() -> Iterator[Server]:
+    srv = Server("mysql", url=_server_url("mysql"))
+    try:
+        yield srv
+    finally:
+        srv.drop_all()
+
+
 @pytest.fixture(autouse=True)
 def _chdir_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Commands resolve 'migrations' and write --sql files relative to the

@@ -26,21 +26,11 @@ from flask_migrate_alt.locking import _lock_key, mysql_lock_name
 from .conftest import (
     AppFactory,
     Server,
-    _server_url,
     default_models,
     table_names,
     version_rows,
 )
 from .test_bad_input import database_state, snapshot
-
-
-@pytest.fixture
-def mysql_server() -> Iterator[Server]:
-    srv = Server("mysql", url=_server_url("mysql"))
-    try:
-        yield srv
-    finally:
-        srv.drop_all()
 
 
 @pytest.fixture(params=["postgresql", "mysql"])

@@ -49,7 +49,7 @@ def version_writes_counted() -> Iterator[list[str]]:
 
 def plain_alembic(monkeypatch: pytest.MonkeyPatch) -> None:
     """Let every step write the version table itself, as Alembic does."""
-    monkeypatch.setattr(version_writes, "_can_hold_back", lambda context: False)
+    monkeypatch.setattr(version_writes, "_can_hold_back", lambda *args: False)
 
 
 def test_one_update_per_run(server: Server, make_app: AppFactory) -> None:
@@ -149,6 +149,63 @@ def test_autocommit_block_commits_the_revision_reached(
     with app.app_context():
         assert fma.upgrade() == ["r3", "r4"]
     assert version_rows(url) == ["r4"]
+
+
+@pytest.mark.parametrize("commit", ["op.execute('COMMIT')", "op.get_bind().commit()"])
+def test_commit_in_a_migration_commits_the_revision_reached(
+    postgresql_server: Server,
+    make_app: AppFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    commit: str,
+) -> None:
+    """A migration that commits by itself: the version committed is Alembic's."""
+    steps = ((create("t1"),), (create("t2"),), (create("t3"), commit), (BAD_SQL,))
+    url = postgresql_server.new_database()
+    app = make_app(url)
+    history(app, *steps)
+    with app.app_context(), pytest.raises(fma.CommandFailed):
+        fma.upgrade()
+    ours = (version_rows(url), table_names(url))
+
+    plain_alembic(monkeypatch)
+    plain_url = postgresql_server.new_database()
+    with make_app(plain_url).app_context(), pytest.raises(fma.CommandFailed):
+        fma.upgrade()
+    assert ours == (version_rows(plain_url), table_names(plain_url))
+    assert ours == (["r2"], {"alembic_version", "t1", "t2", "t3"})
+
+
+def test_on_version_apply_callbacks_see_each_revision(
+    transactional_server: Server, make_app: AppFactory
+) -> None:
+    """The app's callbacks run after each step has been recorded, as in Alembic."""
+    url = transactional_server.new_database()
+    seen: list[list[str]] = []
+
+    def callback(ctx: Any, step: Any, heads: Any, run_args: Any) -> None:
+        query = sa.text("SELECT version_num FROM alembic_version")
+        seen.append([row[0] for row in ctx.connection.execute(query)])
+
+    app = make_app(url, on_version_apply=[callback])
+    history(app, *[(create(f"t{n}"),) for n in range(1, 4)])
+    with app.app_context():
+        fma.upgrade()
+    assert seen == [["r1"], ["r2"], ["r3"]]
+    assert version_rows(url) == ["r3"]
+
+
+def test_mysql_told_ddl_is_transactional_records_every_step(
+    mysql_server: Server, make_app: AppFactory
+) -> None:
+    """transactional_ddl=True does not make MariaDB's CREATE roll back."""
+    url = mysql_server.new_database()
+    app = make_app(url, transactional_ddl=True)
+    history(app, (create("t1"),), (create("t2"),), (create("t3"), BAD_SQL))
+    with app.app_context(), pytest.raises(fma.CommandFailed):
+        fma.upgrade()
+    # r3's CREATE committed r2's version row, as in plain Alembic.
+    assert version_rows(url) == ["r2"]
+    assert table_names(url) == {"alembic_version", "t1", "t2", "t3"}
 
 
 def test_version_row_changed_during_run_is_reported(
