@@ -36,7 +36,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
@@ -131,11 +131,15 @@ def _maintainer_class(base: type[Any]) -> type[Any]:
         def _held_back(self) -> _HeldBack | None:
             return getattr(self.context, _ATTRIBUTE, None)
 
+        def _write_held_back(self) -> None:
+            held = self._held_back()
+            if held is not None:
+                held.write()
+
         def _update_version(self, from_: str, to_: str) -> None:
             held = self._held_back()
             if held is None or not held.move(from_, to_):
-                if held is not None:
-                    held.write()
+                self._write_held_back()
                 super()._update_version(from_, to_)
                 return
             # The bookkeeping Alembic's _update_version does besides the SQL.
@@ -144,15 +148,11 @@ def _maintainer_class(base: type[Any]) -> type[Any]:
             self.heads.add(to_)
 
         def _insert_version(self, version: str) -> None:
-            held = self._held_back()
-            if held is not None:
-                held.write()
+            self._write_held_back()
             super()._insert_version(version)
 
         def _delete_version(self, version: str) -> None:
-            held = self._held_back()
-            if held is not None:
-                held.write()
+            self._write_held_back()
             super()._delete_version(version)
 
     return HeldBackHeadMaintainer
@@ -223,16 +223,13 @@ def version_written_at_end(
     held = _HeldBack(migration_context)
     connection = migration_context.connection
     get_current_heads = migration_context.get_current_heads
-    autocommit_block = migration_context.autocommit_block
 
     def current_heads() -> tuple[str, ...]:
         held.write()
         return get_current_heads()
 
-    def before_autocommit() -> AbstractContextManager[None]:
-        held.write()
-        return autocommit_block()
-
+    # Every commit on the connection: autocommit_block() and a migration's
+    # own connection.commit() go through SQLAlchemy's Transaction.
     def before_commit(conn: Any) -> None:
         held.write()
 
@@ -250,7 +247,6 @@ def version_written_at_end(
     with _maintainer_installed():
         instance[_ATTRIBUTE] = held
         instance["get_current_heads"] = current_heads
-        instance["autocommit_block"] = before_autocommit
         instance["on_version_apply_callbacks"] = [
             _writing_first(held, callback) for callback in callbacks
         ]
@@ -262,6 +258,6 @@ def version_written_at_end(
         finally:
             event.remove(connection, "commit", before_commit)
             event.remove(connection, "before_execute", before_execute)
-            for name in (_ATTRIBUTE, "get_current_heads", "autocommit_block"):
+            for name in (_ATTRIBUTE, "get_current_heads"):
                 instance.pop(name, None)
             instance["on_version_apply_callbacks"] = callbacks
