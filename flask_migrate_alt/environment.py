@@ -430,30 +430,29 @@ def _run_on_connections(
             args.setdefault("target_metadata", dbs[0].metadata)
             if ddl[id(connections[0])]:
                 args.setdefault("transactional_ddl", True)
-            if autogenerate:
-                _skip_unchanged_tables(context, connections[0], args)
-            context.configure(connection=connections[0], **args)
-            with context.begin_transaction():
-                with version_written_at_end(
-                    context.get_context(),
-                    ddl_rolls_back=_ddl_rolls_back(context, ddl[id(connections[0])]),
-                ):
-                    context.run_migrations()
+            _run_on_connection(
+                context,
+                connections[0],
+                args,
+                autogenerate=autogenerate,
+                sqlite_transactional=ddl[id(connections[0])],
+                own_transaction=True,
+            )
             return
         # All databases move together: each runs in its own transaction, and
         # they are committed only after every database succeeded.
         transactions = [connection.begin() for connection in connections]
         try:
             for db, connection in zip(dbs, connections, strict=True):
-                db_args = _per_database(db, args)
-                if autogenerate:
-                    _skip_unchanged_tables(context, connection, db_args)
-                context.configure(connection=connection, **db_args)
-                with version_written_at_end(
-                    context.get_context(),
-                    ddl_rolls_back=_ddl_rolls_back(context, ddl[id(connection)]),
-                ):
-                    context.run_migrations(engine_name=db.name)
+                _run_on_connection(
+                    context,
+                    connection,
+                    _per_database(db, args),
+                    autogenerate=autogenerate,
+                    sqlite_transactional=ddl[id(connection)],
+                    own_transaction=False,
+                    engine_name=db.name,
+                )
         except BaseException:
             for transaction in transactions:
                 transaction.rollback()
@@ -462,16 +461,40 @@ def _run_on_connections(
             transaction.commit()
 
 
-def _ddl_rolls_back(context: EnvironmentContext, sqlite_transactional: bool) -> bool:
-    """Whether a rollback on the migration's connection undoes its DDL.
+def _run_on_connection(
+    context: EnvironmentContext,
+    connection: Connection,
+    args: dict[str, Any],
+    *,
+    autogenerate: bool,
+    sqlite_transactional: bool,
+    own_transaction: bool,
+    **run_args: Any,
+) -> None:
+    """Configure ``context`` for one database and run the migrations on it.
 
-    Alembic's own idea of the dialect (PostgreSQL yes, MySQL no), or SQLite
-    with the driver's transaction handling turned off by this module; a
-    ``transactional_ddl=True`` set by the app does not make MySQL's CREATE
-    statements roll back.
+    ``args`` are that database's ``context.configure()`` arguments;
+    ``own_transaction`` opens Alembic's transaction around the run, where
+    the caller has not opened one itself.
     """
-    impl = context.get_context().impl
-    return sqlite_transactional or bool(type(impl).transactional_ddl)
+    if autogenerate:
+        _skip_unchanged_tables(context, connection, args)
+    context.configure(connection=connection, **args)
+    migration_context = context.get_context()
+    # Whether a rollback undoes DDL: Alembic's own idea of the dialect
+    # (PostgreSQL yes, MySQL no), or SQLite with the driver's transaction
+    # handling turned off by this module. A transactional_ddl=True set by
+    # the app does not make MySQL's CREATE statements roll back.
+    ddl_rolls_back = sqlite_transactional or bool(
+        type(migration_context.impl).transactional_ddl
+    )
+    with ExitStack() as stack:
+        if own_transaction:
+            stack.enter_context(context.begin_transaction())
+        stack.enter_context(
+            version_written_at_end(migration_context, ddl_rolls_back=ddl_rolls_back)
+        )
+        context.run_migrations(**run_args)
 
 
 def _skip_unchanged_tables(
