@@ -141,6 +141,12 @@ def postgresql_server() -> Iterator[Server]:
         srv.drop_all()
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def transactional_server(request: pytest.FixtureRequest) -> Server:
+    """The databases whose DDL is part of the migration's transaction."""
+    return request.getfixturevalue(f"{request.param}_server")
+
+
 @pytest.fixture
 def mysql_server() -> Iterator[Server]:
     srv = Server("mysql", url=_server_url("mysql"))

@@ -39,12 +39,6 @@ def lock_server(request: pytest.FixtureRequest) -> Server:
     return request.getfixturevalue(f"{request.param}_server")
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def transactional_server(request: pytest.FixtureRequest) -> Server:
-    """The databases whose DDL is part of the migration's transaction."""
-    return request.getfixturevalue(f"{request.param}_server")
-
-
 # --------------------------------------------------------------------------
 # helpers
 

@@ -23,12 +23,6 @@ from .conftest import AppFactory, Server, table_names, version_rows
 from .test_safety import BAD_SQL, create, error_lines, history, write_revision
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def transactional_server(request: pytest.FixtureRequest) -> Server:
-    """The databases whose DDL is part of the migration's transaction."""
-    return request.getfixturevalue(f"{request.param}_server")
-
-
 @contextmanager
 def version_writes_counted() -> Iterator[list[str]]:
     """Collect the INSERT/UPDATE/DELETE statements sent to alembic_version."""
