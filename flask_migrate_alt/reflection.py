@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
-__all__ = ["bulk_reflection", "digest", "table_fingerprints"]
+__all__ = ["bulk_reflection", "digest", "postgresql_rows", "table_fingerprints"]
 
 _PER_TABLE = {
     "get_columns": "columns",
@@ -297,6 +297,35 @@ def _postgresql_bulk(connection: Any) -> Iterator[None]:
     finally:
         del dialect.inspector
         connection.info.pop("_fma_bulk", None)
+
+
+def postgresql_rows(
+    connection: Any, schema: str | None
+) -> Callable[[str], dict[str, Any] | None] | None:
+    """A lookup of what reflection read in bulk for each table of ``schema``.
+
+    The lookup returns a table's rows by field (``columns``, ``indexes``,
+    ...), shared with the bulk read: they must not be changed. It only
+    answers before Alembic has been handed the table (see ``multi`` in
+    :func:`_bulk_inspector`). ``None`` when bulk reflection is not active.
+    """
+    from sqlalchemy import inspect
+
+    if "_fma_bulk" not in connection.info:
+        return None
+    inspector = inspect(connection)
+    if not hasattr(inspector, "_bulk"):
+        return None
+    info = inspector._bulk(schema)
+    fields = {field: getattr(info, field) or {} for field in info.__dict__}
+
+    def rows(name: str) -> dict[str, Any] | None:
+        key = (schema, name)
+        if key not in fields["columns"]:
+            return None
+        return {field: values.get(key) for field, values in fields.items()}
+
+    return rows
 
 
 def postgresql_tables(

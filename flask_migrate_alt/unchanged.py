@@ -27,9 +27,14 @@ Soundness comes before speed:
   Versions, the server version, the default schema and the options are
   part of every digest.
 
+With no digest to go by (a first run, a fresh CI checkout), a PostgreSQL
+table is also left out when the rows bulk reflection read for it and the
+model's table are the same in every attribute Alembic compares (see
+:mod:`flask_migrate_alt.equal_tables`); its digest is then remembered too.
+
 The digests are kept in ``<migrations>/__pycache__``; deleting the file, or
 ``FLASK_DB_COMPARE_CACHE=0``/``app.config["MIGRATE_COMPARE_CACHE"] = False``,
-makes every table compared again.
+makes every table compared again by Alembic.
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import log
-from .reflection import digest, table_fingerprints
+from .reflection import digest, postgresql_rows, table_fingerprints
 
 __all__ = ["UnchangedTables", "enabled"]
 
@@ -350,6 +355,26 @@ def _why_not(connection: Any, args: dict[str, Any]) -> str | None:
     return None
 
 
+def _side_by_side(connection: Any, args: dict[str, Any]) -> Any:
+    """A :class:`~.equal_tables.TableComparison` if these options allow one."""
+    import alembic
+
+    from .equal_tables import TableComparison
+
+    compare_type = args.get("compare_type", True)
+    version = tuple(int(part) for part in alembic.__version__.split(".")[:2])
+    if (
+        connection.dialect.name != "postgresql"
+        # Alembic then runs SQL to compare server defaults: only it can tell.
+        or args.get("compare_server_default")
+        or not isinstance(compare_type, bool)
+        # The comparison this was checked against (alembic.autogenerate.compare).
+        or version < (1, 18)
+    ):
+        return None
+    return TableComparison(connection.dialect, compare_type=compare_type)
+
+
 def _global_text(connection: Any, args: dict[str, Any]) -> str:
     import alembic
     import sqlalchemy
@@ -454,8 +479,12 @@ class UnchangedTables:
         self._defaults_run_sql = connection.dialect.name == "postgresql" and bool(
             args.get("compare_server_default")
         )
+        self._same = _side_by_side(connection, args) if self.reason is None else None
+        self._rows: dict[str | None, Callable[[str], Any] | None] = {}
         #: Tables left out of the comparison.
         self.skipped: set[tuple[str | None, str]] = set()
+        #: Of those, the ones seen to be the same as the database's rows.
+        self.seen_same: set[tuple[str | None, str]] = set()
         #: Tables the comparison looked at.
         self.compared: set[tuple[str | None, str]] = set()
         if self.reason is not None:
@@ -513,6 +542,18 @@ class UnchangedTables:
         self._digests[key] = found
         return found
 
+    def _seen_same(self, schema: str | None, name: str) -> bool:
+        """Whether the table is, without Alembic, the same as the database's."""
+        if self._same is None or self._reflected(schema).get(name) is None:
+            # No fingerprint: a table Alembic or SQLAlchemy warns about.
+            return False
+        table = self._models.get((schema, name))
+        if schema not in self._rows:
+            self._rows[schema] = postgresql_rows(self.connection, schema)
+        rows = self._rows[schema]
+        found = rows(name) if rows is not None and table is not None else None
+        return found is not None and self._same.same(table, schema, found)
+
     # -- hooks
 
     def install(self, args: dict[str, Any]) -> None:
@@ -535,6 +576,10 @@ class UnchangedTables:
                 found = self._table_digest(schema, name) if known else None
                 if found is not None and found in known:
                     self.skipped.add((schema, name))
+                    return False
+                if self._seen_same(schema, name):
+                    self.skipped.add((schema, name))
+                    self.seen_same.add((schema, name))
                     return False
             return True
 
@@ -571,7 +616,7 @@ class UnchangedTables:
         if touched is None:
             return
         clean = []
-        for schema, name in self.compared:
+        for schema, name in self.compared | self.seen_same:
             if (schema, name) in touched or (None, name) in touched:
                 continue
             found = self._table_digest(schema, name)

@@ -1,0 +1,444 @@
+"""A first comparison leaves out the PostgreSQL tables it can see are unchanged.
+
+With no digests remembered, :mod:`flask_migrate_alt.equal_tables` compares
+each model table with the rows bulk reflection read, and only tables it
+cannot show to be the same go through Alembic. Every test here compares the
+differences found that way with those Alembic finds on its own
+(``FLASK_DB_COMPARE_CACHE=0``), over many shapes of tables: the same in the
+database and the models, and changed in one attribute.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from sqlalchemy.dialects import postgresql as pg
+
+import flask_migrate_alt as fma
+from flask_migrate_alt import unchanged
+from flask_migrate_alt.unchanged import FILE_NAME
+
+from .conftest import Server
+
+Build = Callable[[Any, str], Any]
+
+
+def _table(*items: Any, **kwargs: Any) -> Build:
+    """A table of these columns and constraints, named by the caller."""
+
+    def build(db: Any, name: str) -> Any:
+        return db.Table(name, *[item() for item in items], **kwargs)
+
+    return build
+
+
+def _id() -> sa.Column[int]:
+    return sa.Column("id", sa.Integer, primary_key=True)
+
+
+def _col(name: str, *args: Any, **kwargs: Any) -> Callable[[], sa.Column[Any]]:
+    # A ForeignKey belongs to one column: each table gets its own copy.
+    return lambda: sa.Column(
+        name,
+        *[arg._copy() if isinstance(arg, sa.ForeignKey) else arg for arg in args],
+        **kwargs,
+    )
+
+
+def _index(name: str, *columns: str, **kwargs: Any) -> Callable[[], sa.Index]:
+    return lambda: sa.Index(name, *columns, **kwargs)
+
+
+def _unique(*columns: str, **kwargs: Any) -> Callable[[], sa.UniqueConstraint]:
+    return lambda: sa.UniqueConstraint(*columns, **kwargs)
+
+
+def _fk(
+    columns: list[str], targets: list[str], **kwargs: Any
+) -> Callable[[], sa.ForeignKeyConstraint]:
+    return lambda: sa.ForeignKeyConstraint(columns, targets, **kwargs)
+
+
+def _self_reference(db: Any, name: str) -> Any:
+    return db.Table(
+        name, _id(), sa.Column("up_id", sa.Integer, sa.ForeignKey(f"{name}.id"))
+    )
+
+
+PLAIN_ITEMS = (_id, _col("name", sa.String(50), index=True))
+PLAIN = _table(*PLAIN_ITEMS)
+#: Tables the foreign keys of the cases point to, the same on both sides.
+PARENTS = {
+    name: _table(
+        _id,
+        _col("code", sa.String(10), nullable=False),
+        _col("kind", sa.Integer, nullable=False),
+        _unique("code", "kind", name=f"uq_{name}_code_kind"),
+    )
+    for name in ("parent", "parent2")
+}
+
+
+@dataclass(frozen=True)
+class Case:
+    """A table made in the database from one version, compared with another."""
+
+    database: Build
+    model: Build
+    #: Left out of Alembic's comparison, seen to be the same.
+    seen_same: bool
+    #: Alembic finds a difference in it.
+    found: bool
+    #: SQL run on the database after the tables are made ({t} is the table).
+    sql: tuple[str, ...] = ()
+
+
+def same(build: Build) -> Case:
+    return Case(build, build, seen_same=True, found=False)
+
+
+def changed(before: Build, after: Build) -> Case:
+    return Case(before, after, seen_same=False, found=True)
+
+
+def _two(*items: Any) -> Build:
+    return _table(_id, _col("a", sa.Integer), _col("b", sa.Integer), *items)
+
+
+def _child(**options: Any) -> Build:
+    return _table(_id, _col("parent_id", sa.ForeignKey("parent.id", **options)))
+
+
+CASES: dict[str, Case] = {
+    # The same on both sides: left out, and nothing found.
+    "plain": same(PLAIN),
+    "types": same(
+        _table(
+            _id,
+            _col("big", sa.BigInteger, nullable=False),
+            _col("small", sa.SmallInteger),
+            _col("flag", sa.Boolean),
+            _col("at", sa.DateTime),
+            _col("at_tz", sa.DateTime(timezone=True)),
+            _col("day", sa.Date),
+            _col("money", sa.Numeric(10, 2)),
+            _col("body", sa.Text),
+            _col("free", sa.String),
+            _col("blob", sa.LargeBinary),
+            _col("span", sa.Interval),
+            _col("doc", sa.JSON),
+            _col("docb", pg.JSONB),
+            _col("ident", sa.Uuid),
+            _col("tags", pg.ARRAY(sa.Integer)),
+            _col("mood", sa.Enum("happy", "sad", name="mood")),
+            _col("short", sa.Enum("a", "bc", native_enum=False)),
+        )
+    ),
+    "comments": same(
+        _table(_id, _col("note", sa.Text, comment="what it says"), comment="notes")
+    ),
+    "unnamed unique": same(_table(_id, _col("email", sa.String(80), unique=True))),
+    "named unique": same(_two(_unique("b", "a", name="uq_pair"))),
+    "unique index": same(_two(_index("ix_unique_a", "a", unique=True))),
+    "composite index": same(_two(_index("ix_composite_ba", "b", "a"))),
+    "foreign keys": same(
+        _table(
+            _id,
+            _col("parent_id", sa.ForeignKey("parent.id", ondelete="CASCADE")),
+            _col("code", sa.String(10)),
+            _col("kind", sa.Integer),
+            _fk(["code", "kind"], ["parent.code", "parent.kind"], name="fk_pair"),
+        )
+    ),
+    "self reference": same(_self_reference),
+    "server default": same(
+        _table(_id, _col("rank", sa.Integer, server_default="0", nullable=False))
+    ),
+    "mixed case": same(_table(_id, _col("DisplayName", sa.String(20), index=True))),
+    # Alembic does not look at server defaults unless compare_server_default.
+    "server default changed": Case(
+        _table(_id, _col("rank", sa.Integer, server_default="0")),
+        _table(_id, _col("rank", sa.Integer, server_default="1")),
+        seen_same=True,
+        found=False,
+    ),
+    # The same for Alembic, but not written the same: compared, nothing found.
+    "float": Case(
+        _table(_id, _col("ratio", sa.Float)),
+        _table(_id, _col("ratio", sa.Float)),
+        seen_same=False,
+        found=False,
+    ),
+    "partial index in the database": Case(
+        PLAIN,
+        PLAIN,
+        seen_same=False,
+        found=False,
+        sql=(
+            "DROP INDEX ix_{t}_name",
+            "CREATE INDEX ix_{t}_name ON {t} (name) WHERE name IS NOT NULL",
+        ),
+    ),
+    "identity in the database": Case(
+        _table(_id, _col("n", sa.Integer, nullable=False)),
+        _table(_id, _col("n", sa.Integer, nullable=False)),
+        seen_same=False,
+        found=False,
+        sql=("ALTER TABLE {t} ALTER COLUMN n ADD GENERATED ALWAYS AS IDENTITY",),
+    ),
+    # One thing changed: compared, and Alembic's difference found.
+    "length": changed(PLAIN, _table(_id, _col("name", sa.String(60), index=True))),
+    "type": changed(PLAIN, _table(_id, _col("name", sa.Text, index=True))),
+    "nullable": changed(
+        PLAIN, _table(_id, _col("name", sa.String(50), index=True, nullable=False))
+    ),
+    "column comment": changed(
+        PLAIN, _table(_id, _col("name", sa.String(50), index=True, comment="n"))
+    ),
+    "table comment": changed(PLAIN, _table(*PLAIN_ITEMS, comment="t")),
+    "column added": changed(PLAIN, _table(*PLAIN_ITEMS, _col("extra", sa.Integer))),
+    "column removed": changed(_table(*PLAIN_ITEMS, _col("extra", sa.Integer)), PLAIN),
+    "index removed": changed(PLAIN, _table(_id, _col("name", sa.String(50)))),
+    "index added": changed(_table(_id, _col("name", sa.String(50))), PLAIN),
+    "index made unique": changed(
+        PLAIN, _table(_id, _col("name", sa.String(50), index=True, unique=True))
+    ),
+    "index renamed": changed(
+        PLAIN, _table(_id, _col("name", sa.String(50)), _index("ix_other", "name"))
+    ),
+    "index columns": changed(
+        _two(_index("ix_ab", "a")), _two(_index("ix_ab", "a", "b"))
+    ),
+    "unique added": changed(PLAIN, _table(*PLAIN_ITEMS, _unique("name", name="uq_n"))),
+    "unique removed": changed(
+        _table(*PLAIN_ITEMS, _unique("name", name="uq_n2")), PLAIN
+    ),
+    "unnamed unique added": changed(PLAIN, _table(*PLAIN_ITEMS, _unique("name"))),
+    "unique columns": changed(
+        _two(_unique("a", name="uq_ab")), _two(_unique("a", "b", name="uq_ab"))
+    ),
+    "foreign key added": changed(_table(_id, _col("parent_id", sa.Integer)), _child()),
+    "foreign key removed": changed(
+        _child(), _table(_id, _col("parent_id", sa.Integer))
+    ),
+    "foreign key ondelete": changed(
+        _child(ondelete="CASCADE"), _child(ondelete="SET NULL")
+    ),
+    "foreign key deferrable": changed(
+        _child(), _child(deferrable=True, initially="DEFERRED")
+    ),
+    "foreign key target": changed(
+        _child(),
+        _table(_id, _col("parent_id", sa.ForeignKey("parent2.id"))),
+    ),
+    "descending index in the database": Case(
+        PLAIN,
+        PLAIN,
+        seen_same=False,
+        found=True,
+        sql=("DROP INDEX ix_{t}_name", "CREATE INDEX ix_{t}_name ON {t} (name DESC)"),
+    ),
+    "nulls not distinct in the database": Case(
+        _table(*PLAIN_ITEMS, _unique("name", name="uq_nnd")),
+        _table(*PLAIN_ITEMS, _unique("name", name="uq_nnd")),
+        seen_same=False,
+        found=True,
+        sql=(
+            "ALTER TABLE {t} DROP CONSTRAINT uq_nnd",
+            "ALTER TABLE {t} ADD CONSTRAINT uq_nnd UNIQUE NULLS NOT DISTINCT (name)",
+        ),
+    ),
+}
+
+
+def _name(case: str) -> str:
+    return "t_" + case.replace(" ", "_")
+
+
+def _models(side: str, cases: dict[str, Case]) -> Callable[[Any, list[str]], None]:
+    def models(db: Any, bind_keys: list[str]) -> None:
+        for name, build in PARENTS.items():
+            build(db, name)
+        for case, spec in cases.items():
+            getattr(spec, side)(db, _name(case))
+
+    return models
+
+
+def _table_of(diff: Any) -> str:
+    """The table one of Alembic's differences is about."""
+    if isinstance(diff, list):  # the column changes of one column
+        diff = diff[0]
+    for item in diff[1:3]:
+        if isinstance(item, sa.Table):
+            return item.name
+        if isinstance(item, (sa.Index, sa.schema.Constraint)):
+            return str(item.table.name)
+    return str(diff[2])  # (kind, schema, table, ...)
+
+
+def _text(diffs: list[Any]) -> list[str]:
+    """The differences as sorted text, without the addresses some reprs show."""
+    return sorted(re.sub(r" at 0x[0-9a-f]+", "", repr(diff)) for diff in diffs)
+
+
+def _check(app: Flask) -> list[Any]:
+    """The differences ``check`` reports, as Alembic gives them."""
+    with app.app_context():
+        try:
+            fma.check()
+        except fma.CommandFailed as exc:
+            return list(exc.__cause__.diffs)  # type: ignore[union-attr]
+    return []
+
+
+class _Recorded:
+    """The tables each comparison saw to be the same, read as it records them."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.seen_same: list[set[str]] = []
+        record = unchanged.UnchangedTables.record
+
+        def spy(tables: Any, upgrade_ops: Any) -> None:
+            self.seen_same.append({name for _, name in tables.seen_same})
+            record(tables, upgrade_ops)
+
+        monkeypatch.setattr(unchanged.UnchangedTables, "record", spy)
+
+
+def _database(make_app: Callable[..., Flask], url: str, cases: dict[str, Case]) -> None:
+    """Make the tables of the cases' ``database`` side, then run their SQL."""
+    app = make_app(url, models=_models("database", cases))
+    with app.app_context():
+        app.extensions["test_db"].create_all()
+        engine = app.extensions["test_db"].engine
+        with engine.begin() as connection:
+            for case, spec in cases.items():
+                for statement in spec.sql:
+                    connection.exec_driver_sql(statement.format(t=_name(case)))
+
+
+def _first_checks(
+    app: Flask, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[list[Any], set[str], list[Any]]:
+    """A first check (no digests), and the same check made by Alembic alone.
+
+    Returns the differences of the first, the tables it saw to be the same,
+    and the differences of Alembic's.
+    """
+    recorded = _Recorded(monkeypatch)
+    (tmp_path / "migrations" / "__pycache__" / FILE_NAME).unlink(missing_ok=True)
+    first = _check(app)
+    with monkeypatch.context() as patch:
+        patch.setenv("FLASK_DB_COMPARE_CACHE", "0")
+        alone = _check(app)
+    assert len(recorded.seen_same) == 1  # the run with the cache off records nothing
+    return first, recorded.seen_same[0], alone
+
+
+def test_a_first_check_leaves_out_only_tables_alembic_finds_unchanged(
+    make_app: Callable[..., Flask],
+    postgresql_server: Server,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    url = postgresql_server.new_database()
+    _database(make_app, url, CASES)
+    app = make_app(url, models=_models("model", CASES))
+    with app.app_context():
+        fma.init()
+
+    first, seen_same, alone = _first_checks(app, tmp_path, monkeypatch)
+
+    assert _text(first) == _text(alone)
+    assert seen_same == {
+        _name(case) for case, spec in CASES.items() if spec.seen_same
+    } | set(PARENTS)
+    found = {_table_of(diff) for diff in alone}
+    assert found == {_name(case) for case, spec in CASES.items() if spec.found}
+
+
+@pytest.mark.parametrize("compare_type", [True, False])
+def test_a_type_change_counts_only_if_types_are_compared(
+    make_app: Callable[..., Flask],
+    postgresql_server: Server,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    compare_type: bool,
+) -> None:
+    cases = {"length": CASES["length"], "plain": CASES["plain"]}
+    url = postgresql_server.new_database()
+    _database(make_app, url, cases)
+    app = make_app(url, models=_models("model", cases), compare_type=compare_type)
+    with app.app_context():
+        fma.init()
+
+    first, seen_same, alone = _first_checks(app, tmp_path, monkeypatch)
+
+    assert _text(first) == _text(alone)
+    assert bool(alone) == compare_type
+    expected = {_name("plain"), *PARENTS}
+    assert seen_same == (expected if compare_type else expected | {_name("length")})
+
+
+def test_compare_server_default_leaves_every_table_to_alembic(
+    make_app: Callable[..., Flask],
+    postgresql_server: Server,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Alembic compares server defaults by running SQL: only it can tell."""
+    cases = {"server default changed": CASES["server default changed"]}
+    url = postgresql_server.new_database()
+    _database(make_app, url, cases)
+    app = make_app(url, models=_models("model", cases), compare_server_default=True)
+    with app.app_context():
+        fma.init()
+
+    first, seen_same, alone = _first_checks(app, tmp_path, monkeypatch)
+
+    assert _text(first) == _text(alone)
+    assert {_table_of(diff) for diff in alone} == {_name("server default changed")}
+    assert seen_same == set()
+
+
+def test_flask_db_check_and_migrate_on_a_fresh_checkout(
+    make_app: Callable[..., Flask],
+    postgresql_server: Server,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The command line: the first check is quick, and migrate writes the change."""
+    cases = {"plain": CASES["plain"], "length": same(PLAIN)}
+    url = postgresql_server.new_database()
+    app = make_app(url, models=_models("model", cases))
+    with app.app_context():
+        fma.init()
+        fma.migrate(message="tables")
+        fma.upgrade()
+    cache = tmp_path / "migrations" / "__pycache__" / FILE_NAME
+    cache.unlink(missing_ok=True)
+    caplog.set_level(logging.INFO, logger="flask_migrate_alt")
+
+    result = app.test_cli_runner().invoke(args=["db", "check"])
+    assert result.exit_code == 0, result.output
+    assert "Skipped 4 unchanged tables (compared 0)" in caplog.text
+
+    cache.unlink()
+    caplog.clear()
+    longer = {"plain": CASES["plain"], "length": CASES["length"]}
+    changed_app = make_app(url, models=_models("model", longer))
+    runner = changed_app.test_cli_runner()
+    result = runner.invoke(args=["db", "migrate", "-m", "longer"])
+    assert result.exit_code == 0, result.output
+    written = next((tmp_path / "migrations" / "versions").glob("*_longer.py"))
+    assert "length=60" in written.read_text()
+    assert "t_plain" not in written.read_text()
