@@ -17,6 +17,7 @@ shapes below answers ``False``, and Alembic compares that table as usual:
 
 * columns: the same names, and for each the same type DDL for the dialect
   (the text Alembic's type comparison tokenizes), nullability and comment;
+  only types of SQLAlchemy's own (see :func:`sqlalchemy_type`);
   no identity or computed column on either side; server defaults only
   while ``compare_server_default`` is off, when Alembic ignores them;
 * the table comment;
@@ -27,10 +28,12 @@ shapes below answers ``False``, and Alembic compares that table as usual:
 * foreign keys: the same columns, target, ``ON UPDATE``/``ON DELETE``,
   ``MATCH``, ``DEFERRABLE``/``INITIALLY`` and comment.
 
-Only PostgreSQL's reflected rows are read (their shape is SQLAlchemy's
-multi-table reflection); the checks Alembic's PostgreSQL implementation
-adds on top (``postgresql_nulls_not_distinct`` of indexes and unique
-constraints) are covered by requiring no dialect options at all.
+The rows are those of SQLAlchemy's reflection on PostgreSQL and SQLite (see
+:func:`flask_migrate_alt.reflection.table_rows`). The checks Alembic's
+PostgreSQL implementation adds on top of its default ones
+(``postgresql_nulls_not_distinct`` of indexes and unique constraints) are
+covered by requiring no dialect options at all. On SQLite, which keeps no
+comments, a model comment means "compare", though Alembic would ignore it.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["TableComparison"]
+__all__ = ["TableComparison", "sqlalchemy_type"]
 
 # The keys of SQLAlchemy's reflected dicts this module understands; a key
 # it does not know (a newer SQLAlchemy, an unusual object) means "compare".
@@ -59,8 +62,29 @@ _FOREIGN_KEY_KEYS = frozenset(
 )
 _FOREIGN_KEY_OPTIONS = ("onupdate", "ondelete", "match", "deferrable", "initially")
 _COLUMN_KEYS = frozenset(
-    {"name", "type", "nullable", "default", "autoincrement", "comment"}
+    {"name", "type", "nullable", "default", "autoincrement", "comment", "primary_key"}
 )
+
+
+def sqlalchemy_type(type_: Any) -> bool:
+    """Whether ``type_``, with every type inside it, is one of SQLAlchemy's.
+
+    A type from elsewhere (a ``TypeDecorator`` of the app, another
+    package's) may compare itself with the database in its own way
+    (``compare_against_backend``, in some Alembic versions): such columns
+    are always left to Alembic.
+    """
+    from sqlalchemy.types import TypeEngine
+
+    seen: list[Any] = [type_]
+    while seen:
+        item = seen.pop()
+        if not type(item).__module__.startswith("sqlalchemy."):
+            return False
+        for value in vars(item).values():
+            values = value.values() if isinstance(value, dict) else [value]
+            seen.extend(v for v in values if isinstance(v, TypeEngine))
+    return True
 
 
 class _Different(Exception):
@@ -108,9 +132,9 @@ class TableComparison:
     def same(self, table: Any, schema: str | None, reflected: dict[str, Any]) -> bool:
         """Whether Alembic's comparison of ``table`` with these rows can find nothing.
 
-        ``reflected`` holds what PostgreSQL's multi-table reflection returned
-        for the table, by field: ``columns``, ``indexes``,
-        ``unique_constraints``, ``foreign_keys``, ``table_comment``.
+        ``reflected`` holds what reflection returned for the table, by
+        field: ``columns``, ``indexes``, ``unique_constraints``,
+        ``foreign_keys`` and, where the database keeps one, ``table_comment``.
         ``schema`` is the schema the rows were read for (``None`` for the
         default one). The caller makes sure nothing else takes part in the
         comparison: no hooks or comparators of the app,
@@ -157,6 +181,8 @@ class TableComparison:
                 raise _Different(column.name)
             if column.comment != info.get("comment"):
                 raise _Different(column.name)
+            if not sqlalchemy_type(column.type):
+                raise _Different(column.name)
             if isinstance(column.type, NullType) or isinstance(info["type"], NullType):
                 # Alembic logs that it cannot compare these: leave it to say so.
                 raise _Different(column.name)
@@ -192,7 +218,10 @@ class TableComparison:
             names = tuple(info["column_names"])
             if not all(isinstance(name, str) for name in names):
                 raise _Different("an expression index")
-            database[info["name"]] = (info["unique"] is True, names)
+            unique = info["unique"]
+            if unique not in (True, False):  # SQLite gives 0 and 1
+                raise _Different(str(info["name"]))
+            database[info["name"]] = (bool(unique), names)
         if model != database:
             raise _Different("indexes")
         return {name: columns for name, (_, columns) in model.items()}

@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
-__all__ = ["bulk_reflection", "digest", "postgresql_rows", "table_fingerprints"]
+__all__ = ["bulk_reflection", "digest", "table_fingerprints", "table_rows"]
 
 _PER_TABLE = {
     "get_columns": "columns",
@@ -603,6 +603,53 @@ def sqlite_tables(connection: Any, schema: str | None) -> dict[str, str] | None:
     if schema is not None or schema_data is None:
         return None
     return schema_data.fingerprints()  # type: ignore[no-any-return]
+
+
+def sqlite_rows(
+    connection: Any, schema: str | None
+) -> Callable[[str], dict[str, Any] | None] | None:
+    """:func:`postgresql_rows` for SQLite, from SQLAlchemy's per-table answers.
+
+    SQLite has no multi-table reflection; the per-table methods run on the
+    bulk PRAGMA rows (see :func:`_sqlite_bulk`), so asking costs no query.
+    """
+    from sqlalchemy import inspect
+    from sqlalchemy.exc import SQLAlchemyError
+
+    if schema is not None or "_fma_sqlite" not in connection.info:
+        return None
+    inspector = inspect(connection)
+
+    def rows(name: str) -> dict[str, Any] | None:
+        try:
+            return {
+                "columns": inspector.get_columns(name),
+                "indexes": inspector.get_indexes(name),
+                "unique_constraints": inspector.get_unique_constraints(name),
+                "foreign_keys": inspector.get_foreign_keys(name),
+            }
+        except (SQLAlchemyError, NotImplementedError):
+            return None
+
+    return rows
+
+
+def table_rows(
+    connection: Any, schema: str | None
+) -> Callable[[str], dict[str, Any] | None] | None:
+    """A lookup of what reflection tells about each table of ``schema``.
+
+    The lookup returns a table's reflected rows by field (``columns``,
+    ``indexes``, ``unique_constraints``, ``foreign_keys`` and, on
+    PostgreSQL, ``table_comment``), or ``None`` for a table it does not
+    know. ``None`` for databases and schemas bulk reflection does not cover.
+    """
+    name = connection.dialect.name
+    if name == "postgresql":
+        return postgresql_rows(connection, schema)
+    if name == "sqlite":
+        return sqlite_rows(connection, schema)
+    return None
 
 
 def table_fingerprints(

@@ -27,8 +27,8 @@ Soundness comes before speed:
   Versions, the server version, the default schema and the options are
   part of every digest.
 
-With no digest to go by (a first run, a fresh CI checkout), a PostgreSQL
-table is also left out when the rows bulk reflection read for it and the
+With no digest to go by (a first run, a fresh CI checkout), a table is
+also left out when the rows bulk reflection read for it and the
 model's table are the same in every attribute Alembic compares (see
 :mod:`flask_migrate_alt.equal_tables`); its digest is then remembered too.
 
@@ -45,8 +45,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from .equal_tables import sqlalchemy_type
 from .errors import log
-from .reflection import digest, postgresql_rows, table_fingerprints
+from .reflection import digest, table_fingerprints, table_rows
 
 __all__ = ["UnchangedTables", "enabled"]
 
@@ -128,16 +129,10 @@ class _ModelText:
         the DDL for the dialect, which Alembic compares, has them.
         """
         from sqlalchemy.exc import SQLAlchemyError
-        from sqlalchemy.types import NullType, TypeEngine
+        from sqlalchemy.types import NullType
 
-        seen: list[Any] = [type_]
-        while seen:
-            item = seen.pop()
-            if not type(item).__module__.startswith("sqlalchemy."):
-                raise _Unknown(type(item).__qualname__)
-            for value in vars(item).values():
-                values = value.values() if isinstance(value, dict) else [value]
-                seen.extend(v for v in values if isinstance(v, TypeEngine))
+        if not sqlalchemy_type(type_):
+            raise _Unknown(type(type_).__qualname__)
         if isinstance(type_, NullType):
             raise _Unknown("NullType")
         try:
@@ -364,8 +359,9 @@ def _side_by_side(connection: Any, args: dict[str, Any]) -> Any:
     compare_type = args.get("compare_type", True)
     version = tuple(int(part) for part in alembic.__version__.split(".")[:2])
     if (
-        connection.dialect.name != "postgresql"
-        # Alembic then runs SQL to compare server defaults: only it can tell.
+        connection.dialect.name not in ("postgresql", "sqlite")
+        # On PostgreSQL, Alembic then compares server defaults by running
+        # SQL: only it can tell.
         or args.get("compare_server_default")
         or not isinstance(compare_type, bool)
         # The comparison this was checked against (alembic.autogenerate.compare).
@@ -549,7 +545,7 @@ class UnchangedTables:
             return False
         table = self._models.get((schema, name))
         if schema not in self._rows:
-            self._rows[schema] = postgresql_rows(self.connection, schema)
+            self._rows[schema] = table_rows(self.connection, schema)
         rows = self._rows[schema]
         found = rows(name) if rows is not None and table is not None else None
         return found is not None and self._same.same(table, schema, found)
