@@ -38,6 +38,7 @@ comments, a model comment means "compare", though Alembic would ignore it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -60,6 +61,9 @@ _FOREIGN_KEY_KEYS = frozenset(
         "comment",
     }
 )
+# The tokens of Alembic's type comparison (DefaultImpl._tokenize_column_type):
+# it fails on a type whose DDL has no token outside parentheses.
+_TYPE_TOKENS = re.compile(r"[\w\-_]+|\(.+?\)")
 _FOREIGN_KEY_OPTIONS = ("onupdate", "ondelete", "match", "deferrable", "initially")
 _COLUMN_KEYS = frozenset(
     {"name", "type", "nullable", "default", "autoincrement", "comment", "primary_key"}
@@ -186,10 +190,15 @@ class TableComparison:
             if isinstance(column.type, NullType) or isinstance(info["type"], NullType):
                 # Alembic logs that it cannot compare these: leave it to say so.
                 raise _Different(column.name)
-            if self.compare_type and self._type_text(column.type) != self._type_text(
-                info["type"]
-            ):
-                raise _Different(column.name)
+            if self.compare_type:
+                text = self._type_text(column.type)
+                if text != self._type_text(info["type"]) or not any(
+                    not token.startswith("(")
+                    for token in _TYPE_TOKENS.findall(text.lower())
+                ):
+                    # A type name with no word in it makes Alembic's own
+                    # comparison fail: let it.
+                    raise _Different(column.name)
 
     def indexes(
         self, table: Any, reflected: list[dict[str, Any]]

@@ -331,6 +331,8 @@ def _why_not(connection: Any, args: dict[str, Any]) -> str | None:
         not str(p).startswith("alembic.autogenerate.") for p in plugins
     ):
         return "autogenerate plugins"
+    if not _only_alembic_comparisons(plugins):
+        return "autogenerate plugins"
     from sqlalchemy import MetaData, Table
 
     if Table("probe", MetaData()).dispatch.column_reflect:
@@ -357,18 +359,64 @@ def _side_by_side(connection: Any, args: dict[str, Any]) -> Any:
     from .equal_tables import TableComparison
 
     compare_type = args.get("compare_type", True)
+    defaults = args.get("compare_server_default")
     version = tuple(int(part) for part in alembic.__version__.split(".")[:2])
     if (
         connection.dialect.name not in ("postgresql", "sqlite")
-        # On PostgreSQL, Alembic then compares server defaults by running
-        # SQL: only it can tell.
-        or args.get("compare_server_default")
+        # Alembic leaves server defaults alone for False itself, and for
+        # None, which configure() drops (0 compares them); on PostgreSQL
+        # it compares them by running SQL.
+        or not (defaults is False or defaults is None)
         or not isinstance(compare_type, bool)
         # The comparison this was checked against (alembic.autogenerate.compare).
         or version < (1, 18)
     ):
         return None
     return TableComparison(connection.dialect, compare_type=compare_type)
+
+
+#: The autogenerate plugins Alembic itself sets up (1.18 and later).
+_ALEMBIC_PLUGINS = frozenset(
+    f"alembic.autogenerate.{name}"
+    for name in ("schemas", "tables", "types", "constraints", "defaults", "comments")
+)
+
+
+def _only_alembic_comparisons(plugins: Any) -> bool:
+    """Whether the plugins ``autogenerate_plugins`` selects are Alembic's default ones.
+
+    A name under ``alembic.autogenerate.`` may still be another plugin: an
+    old name Alembic translates (``checkconstraint_byname``), or a plugin
+    an app registered under such a name, which the default wildcard picks
+    up. So the selection is made the way Alembic makes it, with its own
+    (private) helpers, and checked against the plugins it ships enabled.
+    """
+    try:
+        from alembic.runtime import plugins as registry
+    except ImportError:
+        return True  # before Alembic 1.18: no plugins, only comparators
+    try:
+        translate = getattr(registry, "_translate_legacy_name", lambda name: name)
+        names = [str(name) for name in plugins or ["alembic.autogenerate.*"]]
+        include = [
+            registry._make_re(translate(name))
+            for name in names
+            if not name.startswith("~")
+        ]
+        exclude = [
+            registry._make_re(translate(name[1:]))
+            for name in names
+            if name.startswith("~")
+        ]
+        selected = {
+            name
+            for name in registry._all_plugins
+            if any(pattern.match(name) for pattern in include)
+            and not any(pattern.match(name) for pattern in exclude)
+        }
+    except (AttributeError, ValueError, TypeError):
+        return False
+    return selected <= _ALEMBIC_PLUGINS
 
 
 def _global_text(connection: Any, args: dict[str, Any]) -> str:

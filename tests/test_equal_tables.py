@@ -444,24 +444,106 @@ def test_a_type_change_counts_only_if_types_are_compared(
     assert seen_same == (expected if compare_type else expected | {_name("length")})
 
 
+@pytest.mark.parametrize("compare_server_default", [True, 0, None])
 def test_compare_server_default_leaves_every_table_to_alembic(
     make_app: Callable[..., Flask],
     transactional_server: Server,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    compare_server_default: int | None,
 ) -> None:
-    """Alembic then compares server defaults, on PostgreSQL by running SQL."""
+    """Alembic then compares server defaults, unless the option is False or None.
+
+    ``configure()`` drops a None; a 0 is kept, and Alembic tests for False.
+    """
     cases = {"server default changed": CASES["server default changed"]}
     url = transactional_server.new_database()
     _database(make_app, url, cases)
-    app = make_app(url, models=_models("model", cases), compare_server_default=True)
+    app = make_app(
+        url,
+        models=_models("model", cases),
+        compare_server_default=compare_server_default,
+    )
     with app.app_context():
         fma.init()
 
     first, seen_same, alone = _first_checks(app, tmp_path, monkeypatch)
 
     assert _text(first) == _text(alone)
-    assert {_table_of(diff) for diff in alone} == {_name("server default changed")}
+    compared = compare_server_default is not None
+    assert {_table_of(diff) for diff in alone} == (
+        {_name("server default changed")} if compared else set()
+    )
+    assert seen_same == (
+        set() if compared else {_name("server default changed"), *PARENTS}
+    )
+
+
+def _checked(db: Any, name: str) -> Any:
+    return db.Table(
+        name,
+        _id(),
+        sa.Column("n", sa.Integer),
+        sa.CheckConstraint("n > 0", name=f"ck_{name}_n"),
+    )
+
+
+def _unchecked(db: Any, name: str) -> Any:
+    return db.Table(name, _id(), sa.Column("n", sa.Integer))
+
+
+def test_a_plugin_that_compares_more_leaves_every_table_to_alembic(
+    make_app: Callable[..., Flask],
+    transactional_server: Server,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Alembic's old name of its check-constraint plugin, and an app's plugin.
+
+    Both names start with ``alembic.autogenerate.``; the first is translated
+    to ``alembic.ext.checkconstraint_byname``, the second is picked up by
+    the default ``alembic.autogenerate.*``.
+    """
+    pytest.importorskip("alembic.runtime.plugins")
+    import types
+
+    from alembic.operations import ops
+    from alembic.runtime.plugins import Plugin
+    from alembic.util import PriorityDispatchResult
+
+    cases = {"check": Case(_unchecked, _checked, seen_same=False, found=True)}
+    url = transactional_server.new_database()
+    _database(make_app, url, cases)
+    legacy = ["alembic.autogenerate.*", "alembic.autogenerate.checkconstraint_byname"]
+    app = make_app(url, models=_models("model", cases), autogenerate_plugins=legacy)
+    with app.app_context():
+        fma.init()
+
+    first, seen_same, alone = _first_checks(app, tmp_path, monkeypatch)
+
+    assert _text(first) == _text(alone)
+    assert {_table_of(diff) for diff in alone} == {_name("check")}
+    assert seen_same == set()
+
+    def compare(context: Any, modify: Any, schema: Any, name: str, *tables: Any) -> Any:
+        if name == "parent" and all(table is not None for table in tables):
+            modify.ops.append(ops.CreateTableCommentOp(name, "seen by the app"))
+        return PriorityDispatchResult.CONTINUE
+
+    module = types.ModuleType("app_plugin")
+    module.setup = lambda plugin: plugin.add_autogenerate_comparator(  # type: ignore[attr-defined]
+        compare, "table", "app"
+    )
+    Plugin.setup_plugin_from_module(module, "alembic.autogenerate.app_comments")
+    try:
+        plain = make_app(url, models=_models("database", cases))
+        first, seen_same, alone = _first_checks(plain, tmp_path, monkeypatch)
+    finally:
+        from alembic.runtime.plugins import _all_plugins
+
+        _all_plugins["alembic.autogenerate.app_comments"].remove()
+    assert _text(first) == _text(alone)
+    assert {_table_of(diff) for diff in alone} == {"parent"}
     assert seen_same == set()
 
 
