@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -211,6 +212,13 @@ CASES: dict[str, Case] = {
         seen_same=False,
         found=False,
     ),
+    "expression index": Case(
+        _table(*PLAIN_ITEMS, _index("ix_lower_name", sa.func.lower(sa.column("name")))),
+        _table(*PLAIN_ITEMS, _index("ix_lower_name", sa.func.lower(sa.column("name")))),
+        seen_same=False,
+        found=False,
+    ),
+    "column key": same(_table(_id, _col("name", sa.String(9), key="label"))),
     "partial index in the database": Case(
         PLAIN,
         PLAIN,
@@ -384,11 +392,21 @@ def _first_checks(
     """
     recorded = _Recorded(monkeypatch)
     (tmp_path / "migrations" / "__pycache__" / FILE_NAME).unlink(missing_ok=True)
-    first = _check(app)
-    with monkeypatch.context() as patch:
+    with warnings.catch_warnings(record=True) as first_warnings:
+        warnings.simplefilter("always")
+        first = _check(app)
+    with (
+        monkeypatch.context() as patch,
+        warnings.catch_warnings(record=True) as alone_warnings,
+    ):
+        warnings.simplefilter("always")
         patch.setenv("FLASK_DB_COMPARE_CACHE", "0")
         alone = _check(app)
     assert len(recorded.seen_same) == 1  # the run with the cache off records nothing
+    # Alembic's warnings too: a table it warns about is never left out.
+    assert sorted(str(w.message) for w in first_warnings) == sorted(
+        str(w.message) for w in alone_warnings
+    )
     return first, recorded.seen_same[0], alone
 
 
@@ -579,3 +597,115 @@ def test_flask_db_check_and_migrate_on_a_fresh_checkout(
     written = next((tmp_path / "migrations" / "versions").glob("*_longer.py"))
     assert "length=60" in written.read_text()
     assert "t_plain" not in written.read_text()
+
+
+CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def test_names_from_a_naming_convention_even_truncated(
+    make_app: Callable[..., Flask],
+    transactional_server: Server,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Alembic compares the names the convention gives, shortened if too long."""
+    long = "a_column_with_a_name_long_enough_to_need_truncating"
+
+    def models(db: Any, bind_keys: list[str]) -> None:
+        db.metadata.naming_convention = CONVENTION
+        for name, build in PARENTS.items():
+            build(db, name)
+        db.Table(
+            "conventional",
+            _id(),
+            sa.Column("parent_id", sa.ForeignKey("parent.id")),
+            sa.Column(f"{long}_1", sa.Integer, index=True),
+            sa.Column(f"{long}_2", sa.Integer),
+            sa.UniqueConstraint(f"{long}_1", f"{long}_2"),
+        )
+
+    url = transactional_server.new_database()
+    app = make_app(url, models=models)
+    with app.app_context():
+        app.extensions["test_db"].create_all()
+        fma.init()
+
+    first, seen_same, alone = _first_checks(app, tmp_path, monkeypatch)
+
+    assert _text(first) == _text(alone) == []
+    assert seen_same == {"conventional", *PARENTS}
+
+
+def test_tables_of_another_schema_with_foreign_keys_across(
+    make_app: Callable[..., Flask],
+    postgresql_server: Server,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``include_schemas``: each schema's rows, keys and foreign keys."""
+
+    def models(version: str) -> Callable[[Any, list[str]], None]:
+        def build(db: Any, bind_keys: list[str]) -> None:
+            for name, parent in PARENTS.items():
+                parent(db, name)
+            db.Table(
+                "account",
+                _id(),
+                sa.Column("parent_id", sa.ForeignKey("parent.id")),
+                sa.Column("code", sa.String(10 if version == "database" else 12)),
+                schema="other",
+            )
+            db.Table(
+                "entry",
+                _id(),
+                sa.Column("account_id", sa.ForeignKey("other.account.id")),
+                schema="other",
+            )
+            db.Table(
+                "note",
+                _id(),
+                sa.Column("entry_id", sa.ForeignKey("other.entry.id")),
+            )
+
+        return build
+
+    url = postgresql_server.new_database()
+    engine = sa.create_engine(url)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("CREATE SCHEMA other")
+    engine.dispose()
+    database = make_app(url, models=models("database"))
+    with database.app_context():
+        database.extensions["test_db"].create_all()
+    app = make_app(url, models=models("model"), include_schemas=True)
+    with app.app_context():
+        fma.init()
+
+    first, seen_same, alone = _first_checks(app, tmp_path, monkeypatch)
+
+    assert _text(first) == _text(alone)
+    assert {_table_of(diff) for diff in alone} == {"account"}
+    assert seen_same == {"entry", "note", *PARENTS}
+
+
+def test_a_type_alembic_cannot_read_fails_the_first_check_too(
+    make_app: Callable[..., Flask],
+    postgresql_server: Server,
+    tmp_path: Path,
+) -> None:
+    """A type name with no word in it makes Alembic's comparison fail."""
+    odd = _table(_id, _col("mood", sa.Enum("a", "b", name="+++")))
+    cases = {"odd": Case(odd, odd, seen_same=False, found=False)}
+    url = postgresql_server.new_database()
+    _database(make_app, url, cases)
+    app = make_app(url, models=_models("model", cases))
+    with app.app_context():
+        fma.init()
+        with pytest.raises(fma.CommandFailed) as first:
+            fma.check()
+    assert isinstance(first.value.__cause__, IndexError)  # Alembic's own failure
