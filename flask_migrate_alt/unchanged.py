@@ -41,7 +41,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,7 @@ from .equal_tables import sqlalchemy_type
 from .errors import log
 from .reflection import digest, table_fingerprints, table_rows
 
-__all__ = ["UnchangedTables", "enabled"]
+__all__ = ["UnchangedTables", "enabled", "leaving_out_unchanged"]
 
 #: The file of digests, in the ``__pycache__`` folder of the repository.
 FILE_NAME = "flask_migrate_alt.unchanged.json"
@@ -359,14 +360,15 @@ def _side_by_side(connection: Any, args: dict[str, Any]) -> Any:
     from .equal_tables import TableComparison
 
     compare_type = args.get("compare_type", True)
-    defaults = args.get("compare_server_default")
+    defaults = args.get("compare_server_default", False)
     version = tuple(int(part) for part in alembic.__version__.split(".")[:2])
     if (
         connection.dialect.name not in ("postgresql", "sqlite")
-        # Alembic leaves server defaults alone for False itself, and for
-        # None, which configure() drops (0 compares them); on PostgreSQL
-        # it compares them by running SQL.
-        or not (defaults is False or defaults is None)
+        # Alembic leaves server defaults alone only for False itself (0
+        # compares them; None too, given to a MigrationContext directly,
+        # though configure() drops it); on PostgreSQL it compares them by
+        # running SQL.
+        or defaults is not False
         or not isinstance(compare_type, bool)
         # The comparison this was checked against (alembic.autogenerate.compare).
         or version < (1, 18)
@@ -706,3 +708,34 @@ def wrap_directives_hook(
             hook(context, revision, directives)
 
     return wrapped
+
+
+@contextmanager
+def leaving_out_unchanged(
+    context: Any, directory: str, metadata: Any
+) -> Iterator[Callable[[Any], None]]:
+    """The same for a comparison made on a ``MigrationContext`` directly.
+
+    For the functions of the Python API that compare without running
+    env.py (``compare_metadata()``, ``produce_migrations()``): the hooks go
+    into the context's options for the length of the block, and the
+    function yielded records from the ``UpgradeOps`` the comparison made.
+    """
+    from flask import current_app
+
+    if not enabled(current_app.config):
+        yield lambda upgrade_ops: None
+        return
+    options = context.opts
+    args = dict(options, target_metadata=metadata)
+    tables = UnchangedTables(directory, context.connection, args)
+    tables.install(args)
+    hooks = ("include_name", "include_object")
+    saved = {name: options[name] for name in hooks if name in options}
+    options.update({name: args[name] for name in hooks if name in args})
+    try:
+        yield tables.record
+    finally:
+        for name in hooks:
+            options.pop(name, None)
+        options.update(saved)

@@ -470,9 +470,11 @@ def test_compare_server_default_leaves_every_table_to_alembic(
     monkeypatch: pytest.MonkeyPatch,
     compare_server_default: int | None,
 ) -> None:
-    """Alembic then compares server defaults, unless the option is False or None.
+    """Alembic then compares server defaults, unless the option is False itself.
 
-    ``configure()`` drops a None; a 0 is kept, and Alembic tests for False.
+    A 0 is kept by ``configure()`` and compares them (Alembic tests for
+    False); a None is dropped by ``configure()`` but compares them when given
+    to a ``MigrationContext`` directly: every table is left to Alembic then.
     """
     cases = {"server default changed": CASES["server default changed"]}
     url = transactional_server.new_database()
@@ -492,9 +494,7 @@ def test_compare_server_default_leaves_every_table_to_alembic(
     assert {_table_of(diff) for diff in alone} == (
         {_name("server default changed")} if compared else set()
     )
-    assert seen_same == (
-        set() if compared else {_name("server default changed"), *PARENTS}
-    )
+    assert seen_same == set()
 
 
 def _checked(db: Any, name: str) -> Any:
@@ -709,3 +709,32 @@ def test_a_type_alembic_cannot_read_fails_the_first_check_too(
         with pytest.raises(fma.CommandFailed) as first:
             fma.check()
     assert isinstance(first.value.__cause__, IndexError)  # Alembic's own failure
+
+
+def test_compare_metadata_and_produce_migrations_leave_them_out_too(
+    make_app: Callable[..., Flask],
+    transactional_server: Server,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The Python API compares without env.py: the same tables are left out."""
+    cases = {"plain": CASES["plain"], "length": CASES["length"]}
+    url = transactional_server.new_database()
+    _database(make_app, url, cases)
+    app = make_app(url, models=_models("model", cases))
+    recorded = _Recorded(monkeypatch)
+    with app.app_context():
+        fma.init()
+        first = fma.compare_metadata()
+        again = fma.compare_metadata()  # the digests remembered by the first
+        script = fma.produce_migrations()
+        with monkeypatch.context() as patch:
+            patch.setenv("FLASK_DB_COMPARE_CACHE", "0")
+            alone = fma.compare_metadata()
+
+    assert isinstance(first, list) and isinstance(again, list)
+    assert isinstance(alone, list)
+    assert _text(first) == _text(again) == _text(alone)
+    assert _text(script.upgrade_ops.as_diffs()) == _text(alone)  # type: ignore[union-attr]
+    assert {_table_of(diff) for diff in alone} == {_name("length")}
+    # Seen the same by the first comparison; known by their digests after.
+    assert recorded.seen_same == [{_name("plain"), *PARENTS}, set(), set()]
