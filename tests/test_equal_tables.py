@@ -738,3 +738,46 @@ def test_compare_metadata_and_produce_migrations_leave_them_out_too(
     assert {_table_of(diff) for diff in alone} == {_name("length")}
     # Seen the same by the first comparison; known by their digests after.
     assert recorded.seen_same == [{_name("plain"), *PARENTS}, set(), set()]
+
+
+def test_database_changed_by_hand_between_checks(
+    make_app: Callable[..., Flask],
+    transactional_server: Server,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Digests remembered from tables seen the same stop matching after a change."""
+    cases = {"plain": CASES["plain"], "foreign keys": CASES["foreign keys"]}
+    url = transactional_server.new_database()
+    _database(make_app, url, cases)
+    app = make_app(url, models=_models("model", cases))
+    with app.app_context():
+        fma.init()
+    recorded = _Recorded(monkeypatch)
+    assert _check(app) == []
+    assert recorded.seen_same[-1] == {_name("plain"), _name("foreign keys"), *PARENTS}
+
+    engine = sa.create_engine(url)
+    statements = [
+        f"ALTER TABLE {_name('plain')} ADD COLUMN extra INTEGER",
+        f"DROP INDEX ix_{_name('plain')}_name",
+        f"CREATE INDEX ix_by_hand ON {_name('foreign keys')} (code)",
+    ]
+    try:
+        for number, statement in enumerate(statements, start=1):
+            with engine.begin() as connection:
+                connection.exec_driver_sql(statement)
+            found = _check(app)
+            with monkeypatch.context() as patch:
+                patch.setenv("FLASK_DB_COMPARE_CACHE", "0")
+                alone = _check(app)
+            assert _text(found) == _text(alone)
+            assert len(alone) == number  # one more difference each time
+            changed = (
+                {_name("plain"), _name("foreign keys")}
+                if number == 3
+                else {_name("plain")}
+            )
+            # A changed table is not seen the same: Alembic compares it.
+            assert not changed & recorded.seen_same[-1]
+    finally:
+        engine.dispose()
