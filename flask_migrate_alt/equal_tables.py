@@ -42,7 +42,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["TableComparison", "sqlalchemy_type"]
+__all__ = ["TableComparison", "given_options", "sqlalchemy_type"]
 
 # The keys of SQLAlchemy's reflected dicts this module understands; a key
 # it does not know (a newer SQLAlchemy, an unusual object) means "compare".
@@ -103,13 +103,21 @@ def _plain_options(options: dict[str, Any] | None) -> bool:
     )
 
 
-def _no_model_options(item: Any) -> None:
-    """Require that no dialect option was given to a model index or constraint.
+def given_options(item: Any) -> dict[str, Any]:
+    """The dialect options (``postgresql_where=...``) given to a schema item.
 
-    SQLAlchemy builds an object's option mapping on first use; one never
-    built holds none (and is not built here, which would cost memory).
+    SQLAlchemy builds an object's mapping of dialect options on first use;
+    one that was never built holds none, and building it for every column
+    of every table would cost memory for nothing.
     """
-    if "dialect_options" in vars(item) and len(item.dialect_kwargs):
+    if "dialect_options" not in vars(item):
+        return {}
+    return dict(item.dialect_kwargs)
+
+
+def _no_model_options(item: Any) -> None:
+    """Require that no dialect option was given to a model index or constraint."""
+    if given_options(item):
         raise _Different("dialect options")
 
 
@@ -117,7 +125,6 @@ class TableComparison:
     """Model tables side by side with their reflected rows, for one dialect."""
 
     def __init__(self, dialect: Any, *, compare_type: bool) -> None:
-        self.dialect = dialect
         self.compare_type = compare_type
         self._type_text: Callable[[Any], str] = dialect.type_compiler_instance.process
         self._preparer = dialect.identifier_preparer
@@ -157,11 +164,10 @@ class TableComparison:
             self.unique_constraints(
                 table, reflected.get("unique_constraints") or [], index_names
             )
-        except _Different:
-            return False
         except Exception:
-            # Whatever fails here (a type of the app that cannot be compiled,
-            # a foreign key to a missing table) is Alembic's to report.
+            # _Different, or whatever else fails here (a type of the app that
+            # cannot be compiled, a foreign key to a missing table), which is
+            # Alembic's to report.
             return False
         return True
 

@@ -299,6 +299,16 @@ def _postgresql_bulk(connection: Any) -> Iterator[None]:
         connection.info.pop("_fma_bulk", None)
 
 
+def _bulk_inspector_of(connection: Any) -> Any:
+    """An inspector of ``connection`` reading in bulk, or ``None`` when inactive."""
+    from sqlalchemy import inspect
+
+    if "_fma_bulk" not in connection.info:
+        return None
+    inspector = inspect(connection)
+    return inspector if hasattr(inspector, "_bulk") else None
+
+
 def postgresql_rows(
     connection: Any, schema: str | None
 ) -> Callable[[str], dict[str, Any] | None] | None:
@@ -309,12 +319,8 @@ def postgresql_rows(
     answers before Alembic has been handed the table (see ``multi`` in
     :func:`_bulk_inspector`). ``None`` when bulk reflection is not active.
     """
-    from sqlalchemy import inspect
-
-    if "_fma_bulk" not in connection.info:
-        return None
-    inspector = inspect(connection)
-    if not hasattr(inspector, "_bulk"):
+    inspector = _bulk_inspector_of(connection)
+    if inspector is None:
         return None
     info = inspector._bulk(schema)
     fields = {field: getattr(info, field) or {} for field in info.__dict__}
@@ -344,13 +350,10 @@ def postgresql_tables(
     not warn), and without ``with_defaults`` tables with a column default
     other than a ``SERIAL`` one.
     """
-    from sqlalchemy import inspect
     from sqlalchemy.types import NullType
 
-    if "_fma_bulk" not in connection.info:
-        return None
-    inspector = inspect(connection)
-    if not hasattr(inspector, "_bulk"):
+    inspector = _bulk_inspector_of(connection)
+    if inspector is None:
         return None
     info = inspector._bulk(schema)
     owners = inspector._owned_sequences()

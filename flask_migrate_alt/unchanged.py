@@ -46,7 +46,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .equal_tables import sqlalchemy_type
+from .equal_tables import given_options, sqlalchemy_type
 from .errors import log
 from .reflection import digest, table_fingerprints, table_rows
 
@@ -111,15 +111,8 @@ class _ModelText:
         return value
 
     def options(self, item: Any) -> Any:
-        """The dialect options (``postgresql_where=...``) given to ``item``.
-
-        SQLAlchemy builds the mapping of an object's dialect options on first
-        use; one that was never built holds none, and building it for every
-        column of every table would cost memory for nothing.
-        """
-        if "dialect_options" not in vars(item):
-            return []
-        return self.clause(dict(item.dialect_kwargs))
+        """The dialect options given to ``item`` (see :func:`.given_options`)."""
+        return self.clause(given_options(item))
 
     def type_text(self, type_: Any) -> tuple[str, str, str]:
         """Class, repr and DDL of a type that is, with every type inside, SQLAlchemy's.
