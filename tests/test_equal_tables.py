@@ -301,6 +301,16 @@ CASES: dict[str, Case] = {
         # SQLAlchemy does not reflect the order on SQLite: nobody sees it.
         sqlite=(True, False),
     ),
+    "nulls not distinct in the model": Case(
+        _table(*PLAIN_ITEMS, _unique("name", name="uq_nnd_model")),
+        _table(
+            *PLAIN_ITEMS,
+            _unique("name", name="uq_nnd_model", postgresql_nulls_not_distinct=True),
+        ),
+        seen_same=False,
+        found=True,
+        only="postgresql",
+    ),
     "nulls not distinct in the database": Case(
         _table(*PLAIN_ITEMS, _unique("name", name="uq_nnd")),
         _table(*PLAIN_ITEMS, _unique("name", name="uq_nnd")),
@@ -370,16 +380,34 @@ class _Recorded:
         monkeypatch.setattr(unchanged.UnchangedTables, "record", spy)
 
 
-def _database(make_app: Callable[..., Flask], url: str, cases: dict[str, Case]) -> None:
-    """Make the tables of the cases' ``database`` side, then run their SQL."""
-    app = make_app(url, models=_models("database", cases))
-    with app.app_context():
-        app.extensions["test_db"].create_all()
-        engine = app.extensions["test_db"].engine
+def _prepared(
+    make_app: Callable[..., Flask],
+    server: Server,
+    cases: dict[str, Case],
+    **migrate_kwargs: Any,
+) -> Flask:
+    """A new database holding the cases' ``database`` side, and the app of their models.
+
+    The tables are made by ``create_all()``, then the cases' SQL is run; the
+    app, with a migration repository, has the ``model`` side.
+    """
+    url = server.new_database()
+    database = make_app(url, models=_models("database", cases))
+    with database.app_context():
+        database.extensions["test_db"].create_all()
+        engine = database.extensions["test_db"].engine
         with engine.begin() as connection:
             for case, spec in cases.items():
                 for statement in spec.sql:
                     connection.exec_driver_sql(statement.format(t=_name(case)))
+    app = make_app(url, models=_models("model", cases), **migrate_kwargs)
+    with app.app_context():
+        fma.init()
+    return app
+
+
+def _url(app: Flask) -> str:
+    return str(app.config["SQLALCHEMY_DATABASE_URI"])
 
 
 def _first_checks(
@@ -422,11 +450,7 @@ def test_a_first_check_leaves_out_only_tables_alembic_finds_unchanged(
 ) -> None:
     backend = transactional_server.backend
     cases = _for(backend)
-    url = transactional_server.new_database()
-    _database(make_app, url, cases)
-    app = make_app(url, models=_models("model", cases))
-    with app.app_context():
-        fma.init()
+    app = _prepared(make_app, transactional_server, cases)
 
     first, seen_same, alone = _first_checks(app, tmp_path, monkeypatch)
 
@@ -448,11 +472,7 @@ def test_a_type_change_counts_only_if_types_are_compared(
     compare_type: bool,
 ) -> None:
     cases = {"length": CASES["length"], "plain": CASES["plain"]}
-    url = transactional_server.new_database()
-    _database(make_app, url, cases)
-    app = make_app(url, models=_models("model", cases), compare_type=compare_type)
-    with app.app_context():
-        fma.init()
+    app = _prepared(make_app, transactional_server, cases, compare_type=compare_type)
 
     first, seen_same, alone = _first_checks(app, tmp_path, monkeypatch)
 
@@ -477,15 +497,12 @@ def test_compare_server_default_leaves_every_table_to_alembic(
     to a ``MigrationContext`` directly: every table is left to Alembic then.
     """
     cases = {"server default changed": CASES["server default changed"]}
-    url = transactional_server.new_database()
-    _database(make_app, url, cases)
-    app = make_app(
-        url,
-        models=_models("model", cases),
+    app = _prepared(
+        make_app,
+        transactional_server,
+        cases,
         compare_server_default=compare_server_default,
     )
-    with app.app_context():
-        fma.init()
 
     first, seen_same, alone = _first_checks(app, tmp_path, monkeypatch)
 
@@ -530,12 +547,8 @@ def test_a_plugin_that_compares_more_leaves_every_table_to_alembic(
     from alembic.util import PriorityDispatchResult
 
     cases = {"check": Case(_unchecked, _checked, seen_same=False, found=True)}
-    url = transactional_server.new_database()
-    _database(make_app, url, cases)
     legacy = ["alembic.autogenerate.*", "alembic.autogenerate.checkconstraint_byname"]
-    app = make_app(url, models=_models("model", cases), autogenerate_plugins=legacy)
-    with app.app_context():
-        fma.init()
+    app = _prepared(make_app, transactional_server, cases, autogenerate_plugins=legacy)
 
     first, seen_same, alone = _first_checks(app, tmp_path, monkeypatch)
 
@@ -554,7 +567,7 @@ def test_a_plugin_that_compares_more_leaves_every_table_to_alembic(
     )
     Plugin.setup_plugin_from_module(module, "alembic.autogenerate.app_comments")
     try:
-        plain = make_app(url, models=_models("database", cases))
+        plain = make_app(_url(app), models=_models("database", cases))
         first, seen_same, alone = _first_checks(plain, tmp_path, monkeypatch)
     finally:
         from alembic.runtime.plugins import _all_plugins
@@ -701,11 +714,8 @@ def test_a_type_alembic_cannot_read_fails_the_first_check_too(
     """A type name with no word in it makes Alembic's comparison fail."""
     odd = _table(_id, _col("mood", sa.Enum("a", "b", name="+++")))
     cases = {"odd": Case(odd, odd, seen_same=False, found=False)}
-    url = postgresql_server.new_database()
-    _database(make_app, url, cases)
-    app = make_app(url, models=_models("model", cases))
+    app = _prepared(make_app, postgresql_server, cases)
     with app.app_context():
-        fma.init()
         with pytest.raises(fma.CommandFailed) as first:
             fma.check()
     assert isinstance(first.value.__cause__, IndexError)  # Alembic's own failure
@@ -718,12 +728,9 @@ def test_compare_metadata_and_produce_migrations_leave_them_out_too(
 ) -> None:
     """The Python API compares without env.py: the same tables are left out."""
     cases = {"plain": CASES["plain"], "length": CASES["length"]}
-    url = transactional_server.new_database()
-    _database(make_app, url, cases)
-    app = make_app(url, models=_models("model", cases))
+    app = _prepared(make_app, transactional_server, cases)
     recorded = _Recorded(monkeypatch)
     with app.app_context():
-        fma.init()
         first = fma.compare_metadata()
         again = fma.compare_metadata()  # the digests remembered by the first
         script = fma.produce_migrations()
@@ -747,16 +754,12 @@ def test_database_changed_by_hand_between_checks(
 ) -> None:
     """Digests remembered from tables seen the same stop matching after a change."""
     cases = {"plain": CASES["plain"], "foreign keys": CASES["foreign keys"]}
-    url = transactional_server.new_database()
-    _database(make_app, url, cases)
-    app = make_app(url, models=_models("model", cases))
-    with app.app_context():
-        fma.init()
+    app = _prepared(make_app, transactional_server, cases)
     recorded = _Recorded(monkeypatch)
     assert _check(app) == []
     assert recorded.seen_same[-1] == {_name("plain"), _name("foreign keys"), *PARENTS}
 
-    engine = sa.create_engine(url)
+    engine = sa.create_engine(_url(app))
     statements = [
         f"ALTER TABLE {_name('plain')} ADD COLUMN extra INTEGER",
         f"DROP INDEX ix_{_name('plain')}_name",
