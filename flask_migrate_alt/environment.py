@@ -25,7 +25,6 @@ from flask import current_app
 
 from .errors import MigrateNotSetUp, log
 from .extension import MigrateState, current_state
-from .version_writes import version_written_at_end
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -36,10 +35,6 @@ if TYPE_CHECKING:
 
 
 T = TypeVar("T")
-
-#: Key of ``Config.attributes`` set by the commands that compare the models
-#: with the database (migrate, revision --autogenerate, check).
-AUTOGENERATE = "flask_migrate_alt.autogenerate"
 
 __all__ = [
     "Database",
@@ -420,24 +415,11 @@ def _run_on_connections(
             id(connection): stack.enter_context(_transactional_sqlite(connection))
             for connection in connections
         }
-        autogenerate = bool(context.config.attributes.get(AUTOGENERATE))
-        if autogenerate:
-            from .reflection import bulk_reflection
-
-            for connection in connections:
-                stack.enter_context(bulk_reflection(connection))
         if not multidb:
             args.setdefault("target_metadata", dbs[0].metadata)
             if ddl[id(connections[0])]:
                 args.setdefault("transactional_ddl", True)
-            _run_on_connection(
-                context,
-                connections[0],
-                args,
-                autogenerate=autogenerate,
-                sqlite_transactional=ddl[id(connections[0])],
-                own_transaction=True,
-            )
+            _run_on_connection(context, connections[0], args, own_transaction=True)
             return
         # All databases move together: each runs in its own transaction, and
         # they are committed only after every database succeeded.
@@ -448,8 +430,6 @@ def _run_on_connections(
                     context,
                     connection,
                     _per_database(db, args),
-                    autogenerate=autogenerate,
-                    sqlite_transactional=ddl[id(connection)],
                     own_transaction=False,
                     engine_name=db.name,
                 )
@@ -466,8 +446,6 @@ def _run_on_connection(
     connection: Connection,
     args: dict[str, Any],
     *,
-    autogenerate: bool,
-    sqlite_transactional: bool,
     own_transaction: bool,
     **run_args: Any,
 ) -> None:
@@ -477,51 +455,12 @@ def _run_on_connection(
     ``own_transaction`` opens Alembic's transaction around the run, where
     the caller has not opened one itself.
     """
-    if autogenerate:
-        _skip_unchanged_tables(context, connection, args)
     context.configure(connection=connection, **args)
-    migration_context = context.get_context()
-    # Whether a rollback undoes DDL: Alembic's own idea of the dialect
-    # (PostgreSQL yes, MySQL no), or SQLite with the driver's transaction
-    # handling turned off by this module. A transactional_ddl=True set by
-    # the app does not make MySQL's CREATE statements roll back.
-    ddl_rolls_back = sqlite_transactional or bool(
-        type(migration_context.impl).transactional_ddl
-    )
-    with ExitStack() as stack:
-        if own_transaction:
-            stack.enter_context(context.begin_transaction())
-        stack.enter_context(
-            version_written_at_end(migration_context, ddl_rolls_back=ddl_rolls_back)
-        )
+    if own_transaction:
+        with context.begin_transaction():
+            context.run_migrations(**run_args)
+    else:
         context.run_migrations(**run_args)
-
-
-def _skip_unchanged_tables(
-    context: EnvironmentContext, connection: Connection, args: dict[str, Any]
-) -> None:
-    """Let autogenerate leave out the tables it found unchanged before.
-
-    See :mod:`flask_migrate_alt.unchanged`; ``args`` are one database's
-    ``context.configure()`` arguments, changed in place.
-    """
-    from .unchanged import UnchangedTables, enabled, wrap_directives_hook
-
-    if not enabled(current_app.config):
-        return
-    # A hook given to Alembic's own revision command runs before the one of
-    # context.configure() and could change the operations it records from.
-    # env.py passes the alembic.context module, a proxy of the instance.
-    environment = getattr(context, "_proxy", None) or context
-    revision_context = environment.context_opts.get("revision_context")
-    if getattr(revision_context, "process_revision_directives", None) is not None:
-        return
-    directory = environment.script.dir
-    tables = UnchangedTables(directory, connection, args)
-    tables.install(args)
-    args["process_revision_directives"] = wrap_directives_hook(
-        args.get("process_revision_directives"), tables
-    )
 
 
 @contextmanager

@@ -154,35 +154,14 @@ def compare_metadata(
     seen, since env.py is not run. An empty list means the database matches
     the models.
     """
-    from .reflection import bulk_reflection
+    from alembic.autogenerate import compare_metadata as compare
 
     def diffs(context: MigrationContext, db: Database) -> list[Any]:
         if db.metadata is None:
             return []
-        with bulk_reflection(context.connection):
-            ops = _produce(context, db.metadata, directory).upgrade_ops
-        return [] if ops is None else list(ops.as_diffs())
+        return list(compare(context, db.metadata))
 
     return _each_database(directory, diffs)
-
-
-def _produce(
-    context: MigrationContext, metadata: Any, directory: str | os.PathLike[str] | None
-) -> MigrationScript:
-    """Alembic's ``produce_migrations()``, leaving out the tables known unchanged.
-
-    See :mod:`flask_migrate_alt.unchanged`; Alembic's ``compare_metadata()``
-    is this script's ``upgrade_ops.as_diffs()``.
-    """
-    from alembic.autogenerate import produce_migrations as produce
-
-    from .unchanged import leaving_out_unchanged
-
-    with leaving_out_unchanged(context, repository(directory), metadata) as record:
-        script = produce(context, metadata)
-        if script.upgrade_ops is not None:
-            record(script.upgrade_ops)
-    return script
 
 
 def needs_revision(directory: str | os.PathLike[str] | None = None) -> bool:
@@ -200,17 +179,13 @@ def produce_migrations(
     directory: str | os.PathLike[str] | None = None,
 ) -> MigrationScript | dict[str | None, MigrationScript]:
     """Return the ``MigrationScript`` autogenerate would render, without writing it."""
-    from .reflection import bulk_reflection
+    from alembic.autogenerate import produce_migrations as produce
 
     def script(context: MigrationContext, db: Database) -> MigrationScript:
         from sqlalchemy import MetaData
 
-        with bulk_reflection(context.connection):
-            return _produce(
-                context,
-                db.metadata if db.metadata is not None else MetaData(),
-                directory,
-            )
+        metadata = db.metadata if db.metadata is not None else MetaData()
+        return produce(context, metadata)
 
     return _each_database(directory, script)
 

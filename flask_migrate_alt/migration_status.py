@@ -293,12 +293,9 @@ def upgrade_plan(script: ScriptDirectory, current: Sequence[str]) -> tuple[str, 
 def _differences(context: MigrationContext, db: Database) -> list[Any]:
     from alembic.autogenerate import compare_metadata
 
-    from .reflection import bulk_reflection
-
     if db.metadata is None or context.connection is None:
         return []
-    with bulk_reflection(context.connection):
-        return list(compare_metadata(context, db.metadata))
+    return list(compare_metadata(context, db.metadata))
 
 
 def _as_tuple(value: str | Sequence[str] | None) -> tuple[str, ...]:

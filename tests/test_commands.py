@@ -877,30 +877,3 @@ def test_catch_errors_on_own_function(capsys: pytest.CaptureFixture[str]) -> Non
 
 # --------------------------------------------------------------------------
 # the garbage collector
-
-
-def test_commands_leave_the_garbage_collector_as_they_found_it(app: Flask) -> None:
-    """Objects frozen during a command are unfrozen after it, even on failure;
-    objects the app froze itself (a pre-forking server) stay frozen."""
-    import gc
-
-    with app.app_context():
-        fma.init()
-        fma.migrate(message="users")
-        fma.upgrade()
-        with pytest.raises(fma.CommandFailed):
-            fma.upgrade(revision="nosuchrevision")
-    assert gc.get_freeze_count() == 0
-
-    gc.freeze()
-    try:
-        frozen = gc.get_freeze_count()
-        with app.app_context():
-            fma.downgrade()
-        result = app.test_cli_runner().invoke(args=["db", "upgrade"])
-        assert result.exit_code == 0, result.output
-        # Still frozen (frozen objects freed meanwhile leave the count), and
-        # nothing the commands made was frozen with them.
-        assert 0 < gc.get_freeze_count() <= frozen
-    finally:
-        gc.unfreeze()

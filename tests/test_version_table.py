@@ -1,15 +1,16 @@
-"""The version table written once per run (flask_migrate_alt.version_writes).
+"""The version table always says which revisions really are in the schema.
 
-Where the run is one transaction, the steps' version-table UPDATEs are held
-back and written at the end. Every test here checks that the rows the
-commands leave are the ones plain Alembic leaves, including where a migration
-looks at the version table or commits in the middle of the run.
+Alembic writes the version table with each step, in the step's
+transaction. These tests hold the commands to that wherever a run is not
+one transaction a rollback undoes: engines in AUTOCOMMIT mode, migrations
+that commit by themselves, MariaDB's DDL that commits at once, and failures
+in the middle of a run. After a failure, fixing the revision and upgrading
+again must go on from where the database really is.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,66 +18,9 @@ import sqlalchemy as sa
 from flask import Flask
 
 import flask_migrate_alt as fma
-from flask_migrate_alt import version_writes
 
-from .conftest import AppFactory, Server, table_names, version_rows
+from .conftest import AppFactory, Server, default_models, table_names, version_rows
 from .test_safety import BAD_SQL, create, error_lines, history, write_revision
-
-
-@contextmanager
-def version_writes_counted() -> Iterator[list[str]]:
-    """Collect the INSERT/UPDATE/DELETE statements sent to alembic_version."""
-    seen: list[str] = []
-
-    def before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        words = statement.split(None, 3)
-        if words and words[0] in ("INSERT", "UPDATE", "DELETE"):
-            if "alembic_version" in " ".join(words[1:3]):
-                seen.append(words[0])
-
-    sa.event.listen(sa.engine.Engine, "before_cursor_execute", before)
-    try:
-        yield seen
-    finally:
-        sa.event.remove(sa.engine.Engine, "before_cursor_execute", before)
-
-
-def plain_alembic(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Let every step write the version table itself, as Alembic does."""
-    monkeypatch.setattr(version_writes, "_can_hold_back", lambda *args: False)
-
-
-def test_one_update_per_run(server: Server, make_app: AppFactory) -> None:
-    url = server.new_database()
-    app = make_app(url)
-    history(app, *[(create(f"t{n}"),) for n in range(1, 6)])
-    transactional = server.backend != "mysql"
-
-    with version_writes_counted() as seen, app.app_context():
-        assert fma.upgrade() == ["r1", "r2", "r3", "r4", "r5"]
-    # r1 creates the row; r2..r5 each move it on.
-    assert seen == (
-        ["INSERT", "UPDATE"] if transactional else ["INSERT"] + ["UPDATE"] * 4
-    )
-    assert version_rows(url) == ["r5"]
-
-    with version_writes_counted() as seen:
-        result = app.test_cli_runner().invoke(args=["db", "downgrade", "r2"])
-    assert result.exit_code == 0, result.output
-    assert seen == (["UPDATE"] if transactional else ["UPDATE"] * 3)
-    assert version_rows(url) == ["r2"]
-
-
-def test_transaction_per_migration_writes_every_step(
-    transactional_server: Server, make_app: AppFactory
-) -> None:
-    url = transactional_server.new_database()
-    app = make_app(url, transaction_per_migration=True)
-    history(app, *[(create(f"t{n}"),) for n in range(1, 4)])
-    with version_writes_counted() as seen, app.app_context():
-        fma.upgrade()
-    assert seen == ["INSERT", "UPDATE", "UPDATE"]
-    assert version_rows(url) == ["r3"]
 
 
 def test_failed_run_writes_no_version(
@@ -145,30 +89,6 @@ def test_autocommit_block_commits_the_revision_reached(
     assert version_rows(url) == ["r4"]
 
 
-@pytest.mark.parametrize("commit", ["op.execute('COMMIT')", "op.get_bind().commit()"])
-def test_commit_in_a_migration_commits_the_revision_reached(
-    postgresql_server: Server,
-    make_app: AppFactory,
-    monkeypatch: pytest.MonkeyPatch,
-    commit: str,
-) -> None:
-    """A migration that commits by itself: the version committed is Alembic's."""
-    steps = ((create("t1"),), (create("t2"),), (create("t3"), commit), (BAD_SQL,))
-    url = postgresql_server.new_database()
-    app = make_app(url)
-    history(app, *steps)
-    with app.app_context(), pytest.raises(fma.CommandFailed):
-        fma.upgrade()
-    ours = (version_rows(url), table_names(url))
-
-    plain_alembic(monkeypatch)
-    plain_url = postgresql_server.new_database()
-    with make_app(plain_url).app_context(), pytest.raises(fma.CommandFailed):
-        fma.upgrade()
-    assert ours == (version_rows(plain_url), table_names(plain_url))
-    assert ours == (["r2"], {"alembic_version", "t1", "t2", "t3"})
-
-
 def test_on_version_apply_callbacks_see_each_revision(
     transactional_server: Server, make_app: AppFactory
 ) -> None:
@@ -202,27 +122,86 @@ def test_mysql_told_ddl_is_transactional_records_every_step(
     assert table_names(url) == {"alembic_version", "t1", "t2", "t3"}
 
 
-def test_version_row_changed_during_run_is_reported(
-    transactional_server: Server, make_app: AppFactory
+@pytest.mark.parametrize("commit", ["op.execute('COMMIT')", "op.get_bind().commit()"])
+def test_commit_in_a_migration_commits_the_revision_reached(
+    postgresql_server: Server, make_app: AppFactory, commit: str
 ) -> None:
-    url = transactional_server.new_database()
+    """A migration that commits by itself commits the version of the steps before."""
+    steps = ((create("t1"),), (create("t2"),), (create("t3"), commit), (BAD_SQL,))
+    url = postgresql_server.new_database()
     app = make_app(url)
-    history(
-        app,
-        (create("t1"),),
-        (create("t2"),),
-        ("op.execute('DELETE FROM alembic_version')",),
-    )
-    with app.app_context():
-        fma.upgrade(revision="r1")
+    history(app, *steps)
+    with app.app_context(), pytest.raises(fma.CommandFailed):
+        fma.upgrade()
+    # The COMMIT in r3 made r1, r2 and t3 permanent; r3's own version row
+    # and r4 were rolled back with the failure.
+    assert version_rows(url) == ["r2"]
+    assert table_names(url) == {"alembic_version", "t1", "t2", "t3"}
+
+
+def make_app_with_options(url: str, options: dict[str, Any]) -> Flask:
+    """An app whose engines are made with ``SQLALCHEMY_ENGINE_OPTIONS``."""
+    from flask_sqlalchemy import SQLAlchemy
+
+    app = Flask("autocommitapp", root_path=str(Path.cwd()))
+    app.config["SQLALCHEMY_DATABASE_URI"] = url
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
+    db = SQLAlchemy(app)
+    default_models(db, [])
+    fma.Migrate(app, db)
+    return app
+
+
+def test_autocommit_engine_records_every_step(postgresql_server: Server) -> None:
+    """With isolation_level="AUTOCOMMIT" every statement commits at once.
+
+    A failure in r3 leaves r1 and r2 in the schema, so the version table
+    must say r2, and the rerun after the fix must apply only r3.
+    """
+    url = postgresql_server.new_database()
+    app = make_app_with_options(url, {"isolation_level": "AUTOCOMMIT"})
+    paths = history(app, (create("t1"),), (create("t2"),), (create("t3"), BAD_SQL))
     result = app.test_cli_runner().invoke(args=["db", "upgrade"])
     assert result.exit_code == 1, result.output
-    errors = error_lines(result.stderr)
-    assert len(errors) == 1, result.stderr
-    assert "something else changed the version table" in errors[0]
-    assert "Traceback" not in result.stderr
-    assert version_rows(url) == ["r1"]
-    assert table_names(url) == {"alembic_version", "t1"}
+    assert len(error_lines(result.stderr)) == 1, result.stderr
+    assert version_rows(url) == ["r2"]
+    assert table_names(url) == {"alembic_version", "t1", "t2", "t3"}
+
+    paths[2].write_text(paths[2].read_text().replace(create("t3"), "pass"))
+    paths[2].write_text(paths[2].read_text().replace(BAD_SQL, "pass"))
+    with app.app_context():
+        assert fma.upgrade() == ["r3"]
+    assert version_rows(url) == ["r3"]
+    with app.app_context():
+        for engine in app.extensions["sqlalchemy"].engines.values():
+            engine.dispose()
+
+
+def test_sqlite_commit_in_a_migration_records_the_steps_before(
+    sqlite_server: Server, make_app: AppFactory
+) -> None:
+    """On SQLite, a revision that sends COMMIT makes the steps before it permanent."""
+    url = sqlite_server.new_database()
+    app = make_app(url)
+    paths = history(
+        app,
+        (create("t1"),),
+        (create("t2"), "op.execute('COMMIT')"),
+        (BAD_SQL,),
+    )
+    with app.app_context(), pytest.raises(fma.CommandFailed):
+        fma.upgrade()
+    tables = table_names(url)
+    rows = version_rows(url)
+    # Whatever the COMMIT made permanent, the version table names the last
+    # revision whose changes are all in the schema.
+    assert "t2" in tables and "t1" in tables
+    assert rows == ["r2"], (rows, tables)
+
+    paths[2].write_text(paths[2].read_text().replace(BAD_SQL, "pass"))
+    with app.app_context():
+        assert fma.upgrade() == ["r3"]
+    assert version_rows(url) == ["r3"]
 
 
 def _branched_history(app: Flask) -> None:
@@ -262,24 +241,28 @@ def _rows_after_each(app: Flask, url: str) -> list[list[str]]:
     return rows
 
 
+# Each command on a history with branches and a merge, and the rows after it.
+BRANCH_ROWS = [
+    ["a2"],
+    ["a2", "b1"],
+    ["r2"],
+    ["a1", "b1"],
+    ["r1"],
+    ["b1"],
+    ["a1", "b1"],
+    ["r2"],
+    ["a2"],
+    ["r2"],
+    [],
+]
+
+
 def test_branches_and_merges_end_where_alembic_ends(
-    transactional_server: Server,
-    make_app: AppFactory,
-    monkeypatch: pytest.MonkeyPatch,
+    transactional_server: Server, make_app: AppFactory
 ) -> None:
     url = transactional_server.new_database()
     app = make_app(url)
     _branched_history(app)
-    with version_writes_counted() as held_back:
-        ours = _rows_after_each(app, url)
-
-    plain_url = transactional_server.new_database()
-    plain_app = make_app(plain_url)
-    plain_alembic(monkeypatch)
-    with version_writes_counted() as plain:
-        expected = _rows_after_each(plain_app, plain_url)
-
-    assert ours == expected
-    assert ours[2] == ["r2"] and ours[-1] == []
-    assert len(held_back) < len(plain)
-    assert table_names(url) == table_names(plain_url) == {"alembic_version"}
+    rows = _rows_after_each(app, url)
+    assert [sorted(r) for r in rows] == BRANCH_ROWS
+    assert table_names(url) == {"alembic_version"}
