@@ -10,10 +10,14 @@ destroy data, so that they are reviewed before they run.
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from fnmatch import fnmatchcase
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sqlalchemy import MetaData, Table
 
 __all__ = [
     "SYSTEM_SCHEMAS",
@@ -24,9 +28,9 @@ __all__ = [
 ]
 
 #: Tables created by database extensions (PostGIS, its raster and topology
-#: support), never by the app's models; left out of autogenerate unless
-#: ``exclude_system_tables=False``. They are only ignored when found in the
-#: database, so a model may still declare a table of the same name.
+#: support), left out of autogenerate unless ``exclude_system_tables=False``.
+#: Only those the extensions made are left out: a model table of the same
+#: name (in the same schema) is compared as usual.
 SYSTEM_TABLES = (
     "spatial_ref_sys",
     "geometry_columns",
@@ -37,7 +41,8 @@ SYSTEM_TABLES = (
     "topology.topology",
 )
 
-#: Schemas created by extensions (PostGIS's tiger geocoder and topology).
+#: Schemas created by extensions (PostGIS's tiger geocoder and topology);
+#: left out as long as no model table is in them.
 SYSTEM_SCHEMAS = ("tiger", "tiger_data", "topology")
 
 
@@ -49,33 +54,62 @@ def _matches(name: str, schema: str | None, patterns: Iterable[str]) -> bool:
     )
 
 
+def _any_match(name: str | None, patterns: Iterable[str]) -> bool:
+    return name is not None and any(fnmatchcase(name, p) for p in patterns)
+
+
 def exclusion_hooks(
     tables: Sequence[str],
     schemas: Sequence[str],
     system: bool,
     include_name: Callable[..., bool] | None = None,
     include_object: Callable[..., bool] | None = None,
+    *,
+    models: Callable[[], Iterable[MetaData]],
 ) -> tuple[Callable[..., bool], Callable[..., bool]]:
     """Return ``include_name`` and ``include_object`` hooks for ``context.configure``.
 
     ``tables`` are shell-style patterns (``"tmp_*"``, ``"audit.*"``) matched
     against the table name and against ``schema.name``; ``schemas`` are
-    schema names (patterns too). The hooks the app passed itself run after
-    these, so they can exclude more but not bring an excluded table back.
+    schema names (patterns too). Both leave out the database's tables and
+    the models' alike. With ``system``, :data:`SYSTEM_TABLES` and
+    :data:`SYSTEM_SCHEMAS` are left out of the database only, unless a
+    model table (of any ``MetaData`` returned by ``models``) has that name.
+    The hooks the app passed itself run after these, so they can exclude
+    more but not bring an excluded table back.
     """
-    reflected_tables = [*tables, *(SYSTEM_TABLES if system else ())]
-    excluded_schemas = [*schemas, *(SYSTEM_SCHEMAS if system else ())]
+    system_tables = SYSTEM_TABLES if system else ()
+    system_schemas = SYSTEM_SCHEMAS if system else ()
+
+    # The hooks are made before it is known which databases a command runs
+    # on, and most commands never call them: look the models up on first use.
+    @functools.cache
+    def model_tables() -> list[Table]:
+        return [table for metadata in models() for table in metadata.tables.values()]
+
+    def extension_schema(schema: str | None) -> bool:
+        return _any_match(schema, system_schemas) and not any(
+            table.schema == schema for table in model_tables()
+        )
+
+    def extension_table(name: str, schema: str | None) -> bool:
+        # By name alone, since which schema the database calls its default
+        # one is not known here; include_object then leaves out those that
+        # Alembic pairs with no model table.
+        return _matches(name, schema, system_tables) and not any(
+            table.name == name for table in model_tables()
+        )
 
     def name_hook(name: str | None, type_: str, parent_names: dict[str, Any]) -> bool:
         # Called while reflecting: excluded tables are not even read.
-        if type_ == "schema" and name is not None:
-            if any(fnmatchcase(name, pattern) for pattern in excluded_schemas):
+        if type_ == "schema":
+            if _any_match(name, schemas) or extension_schema(name):
                 return False
         elif type_ == "table" and name is not None:
             schema = parent_names.get("schema_name")
-            if schema and any(fnmatchcase(schema, p) for p in excluded_schemas):
+            if _any_match(schema, schemas) or extension_schema(schema):
                 return False
-            if _matches(name, schema, reflected_tables):
+            if _matches(name, schema, tables) or extension_table(name, schema):
                 return False
         return include_name(name, type_, parent_names) if include_name else True
 
@@ -86,21 +120,20 @@ def exclusion_hooks(
         # are left alone even when a model declares them.
         if type_ == "table" and name is not None:
             schema = getattr(obj, "schema", None)
-            if _matches(name, schema, tables):
+            if _matches(name, schema, tables) or _any_match(schema, schemas):
                 return False
-            if schema and any(fnmatchcase(schema, p) for p in schemas):
+            # A table of the database that Alembic paired with no model
+            # table (it knows the default schema): the extension's own.
+            if (
+                reflected
+                and compare_to is None
+                and _matches(name, schema, system_tables)
+            ):
                 return False
         if include_object is not None:
             return include_object(obj, name, type_, reflected, compare_to)
         return True
 
-    # Marks read by flask_migrate_alt.unchanged: these hooks only apply
-    # patterns, which are part of its digests.
-    hook: Any
-    for hook, wrapped in ((name_hook, include_name), (object_hook, include_object)):
-        hook.flask_migrate_alt_exclusion = True
-        hook.wraps = wrapped
-        hook.patterns = (sorted(tables), sorted(schemas), system)
     return name_hook, object_hook
 
 
@@ -130,7 +163,20 @@ def _narrows(old: Any, new: Any) -> bool:
             if after is not None and (before is None or after < before):
                 return True
         return False
-    return type(old)._type_affinity is not type(new)._type_affinity
+    # Another kind of value (text to number, date to flag, ...) needs a
+    # conversion that can fail or lose data. ``python_type`` names the kind
+    # for generic, dialect-specific and decorated types alike; ``object`` or
+    # no answer means the kind is unknown, so it may not hold the data either.
+    old_kind, new_kind = _kind(old), _kind(new)
+    return old_kind is object or old_kind is not new_kind
+
+
+def _kind(type_: Any) -> type:
+    try:
+        kind: type = type_.python_type
+    except NotImplementedError:
+        return object
+    return kind
 
 
 def _walk(ops: Iterable[Any]) -> Iterable[Any]:

@@ -72,7 +72,9 @@ def context_options() -> dict[str, Any]:
     from flask import current_app
 
     from .autogenerate import exclusion_hooks
+    from .environment import _metadatas
 
+    state = current_state()
     migrate = current_state().migrate
     options = dict(current_state().configure_args)
     options.update(current_app.config.get("ALEMBIC_CONTEXT") or {})
@@ -91,6 +93,7 @@ def context_options() -> dict[str, Any]:
             migrate.exclude_system_tables,
             options.get("include_name"),
             options.get("include_object"),
+            models=lambda: _metadatas(state).values(),
         )
     return options
 
