@@ -21,6 +21,7 @@ import click
 from flask.cli import AppGroup
 
 from . import commands
+from .errors import catch_errors
 
 __all__ = ["db"]
 
@@ -361,7 +362,7 @@ def status(
     from .migration_status import as_text, exit_status
     from .migration_status import status as database_status
 
-    found = database_status(
+    found = catch_errors(database_status)(
         shared.directory, x_arg=shared.x_arg, compare=not no_compare
     )
     if as_json:
@@ -412,7 +413,7 @@ def lint(
 
     from .review import lint as review
 
-    report = review(
+    report = catch_errors(review)(
         shared.directory,
         rev_range,
         x_arg=shared.x_arg,

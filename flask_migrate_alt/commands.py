@@ -16,22 +16,22 @@ from __future__ import annotations
 import functools
 import os
 import sys
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-from .errors import catch_errors, log
-from .extension import current_state
-from .inspection import is_multidb, repository
+from . import speedups
+from .databases import context_options, databases, each_database
+from .errors import catch_errors, log, missing_revisions_named
+from .state import current_state, is_multidb, repository
 
 if TYPE_CHECKING:
     from alembic.runtime.migration import MigrationContext
     from alembic.script import Script, ScriptDirectory
 
     from .config import Config
-    from .fastpath import RevisionGraph
+    from .speedups.graph import RevisionGraph
 
 __all__ = [
     "branches",
@@ -62,14 +62,17 @@ def _config(
     x_arg: XArg = None,
     opts: Sequence[str] | None = None,
 ) -> Config:
-    """Return the Config for ``directory`` (default: the app's directory).
+    """The Config for ``directory``, from the one builder (see :mod:`.config`)."""
+    from .config import app_config
 
-    Every command except ``init`` and ``list-templates`` gets its Config
-    here, through ``Migrate.get_config`` so that subclasses overriding it
-    and ``@migrate.configure`` callbacks are honoured.
-    """
-    path = repository(directory)
-    return current_state().migrate.get_config(path, x_arg=x_arg, opts=opts)
+    return app_config(directory, x_arg=x_arg, opts=opts)
+
+
+def _script(config: Config) -> ScriptDirectory:
+    """The repository's revisions, from the one builder (see :mod:`.config`)."""
+    from .config import script_directory
+
+    return script_directory(config)
 
 
 def _restores_configure_args(f: Callable[P, R]) -> Callable[P, R]:
@@ -88,18 +91,14 @@ def _restores_configure_args(f: Callable[P, R]) -> Callable[P, R]:
 
     @functools.wraps(f)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        from .inspection import context_options
-
-        configure_args = current_state().configure_args
+        state = current_state()
+        configure_args = state.configure_args
         saved = dict(configure_args)
         configure_args.update(context_options())
         try:
-            with warnings.catch_warnings():
-                # Alembic warns, then fails with a KeyError that catch_errors
-                # turns into a message naming the file; one report is enough.
-                warnings.filterwarnings(
-                    "ignore", message=r"Revision \S+ referenced from .* is not present"
-                )
+            given: Any = args[0] if args else kwargs.get("directory")
+            directory = state.directory if given is None else str(os.fspath(given))
+            with missing_revisions_named(directory):
                 return f(*args, **kwargs)
         finally:
             configure_args.clear()
@@ -129,8 +128,6 @@ def _recorded_steps() -> Iterator[list[Any]]:
 @contextmanager
 def _guarded(directory: str | os.PathLike[str] | None) -> Iterator[None]:
     """Hold the migration lock and the session timeouts while changing the schema."""
-    from .environment import databases
-    from .inspection import context_options
     from .locking import lock_settings, migration_lock, session_settings
 
     migrate = current_state().migrate
@@ -200,11 +197,9 @@ def _already_at_heads(
     checked :func:`_fast_path_allowed`. Several heads for 'head' answer
     False, and the normal path decides.
     """
-    from .inspection import _each_database
-
     # The databases first: one that has no revision yet (a first deploy)
     # settles it without reading the history, which Alembic is about to do.
-    found = _each_database(directory, lambda context, db: context.get_current_heads())
+    found = each_database(directory, lambda context, db: context.get_current_heads())
     currents = list(found.values()) if isinstance(found, dict) else [found]
     if not all(currents):
         return False
@@ -219,25 +214,22 @@ def _at_heads_without_alembic(
 ) -> bool | None:
     """The cheapest check for an upgrade with nothing to do; None if unsure.
 
-    See :mod:`.fastpath`. On top of :func:`_fast_path_allowed`, which the
+    See :mod:`.speedups`. On top of :func:`_fast_path_allowed`, which the
     caller has checked: no ``get_config`` override and no
     ``app.config["ALEMBIC"]``, since the Config that would tell what they
     change is not built here. False means there is something to do, as far
     as the revision cache and the version tables tell; if that is ever
     wrong, Alembic's own upgrade finds nothing to do, which is only slower.
     """
-    from .fastpath import cached_heads, databases_at
-    from .inspection import context_options
-
     if not _default_config():
         return None
     path = repository(directory)
-    heads = cached_heads(path)
+    heads = speedups.heads(path)
     if not heads:
         return None
     if target == "head" and len(heads) > 1:
         return False  # Alembic reports the several heads
-    return databases_at(heads, is_multidb(path), context_options())
+    return speedups.databases_at(heads, is_multidb(path), context_options())
 
 
 def _default_config() -> bool:
@@ -245,17 +237,15 @@ def _default_config() -> bool:
 
     That is: no ``get_config`` override, no ``@migrate.configure``
     callbacks and no ``app.config["ALEMBIC"]``, any of which may change
-    where revisions are found. The cache-only answers (see :mod:`.fastpath`)
+    where revisions are found. The cache-only answers (see :mod:`.speedups`)
     read ``alembic.ini`` themselves and need this to be true.
     """
     from flask import current_app
 
-    from .extension import Migrate
-
-    migrate = current_state().migrate
+    state = current_state()
     return (
-        type(migrate).get_config is Migrate.get_config
-        and not migrate.configure_callbacks
+        state.default_get_config
+        and not state.migrate.configure_callbacks
         and not current_app.config.get("ALEMBIC")
     )
 
@@ -264,29 +254,25 @@ def _cached_graph(
     directory: str | os.PathLike[str] | None, *, env_free: bool = False
 ) -> RevisionGraph | None:
     """The revision graph from the revision cache, when it is sure; else None."""
-    from .fastpath import cached_graph
-
     path = repository(directory)
     if not _default_config():
         return None
-    return cached_graph(path, env_free=env_free)
+    return speedups.revision_graph(path, env_free=env_free)
 
 
 def _scripts_on_demand(
     directory: str | os.PathLike[str] | None, ids: list[str]
 ) -> list[Script]:
     """The ``Script`` objects of ``ids``, built only when the list is first used."""
-    from .fastpath import LazyScripts
-
     path = os.path.abspath(repository(directory))
+    # Filled maybe after the app context has ended: keep what builds the Config.
+    migrate = current_state().migrate
 
     def load() -> list[Script]:
-        from .config import build_config
-
-        script = _script(build_config(path))
+        script = _script(migrate.get_config(path))
         return [script.get_revision(rid) for rid in ids]
 
-    return LazyScripts(load)
+    return speedups.lazy_scripts(load)
 
 
 def _report_nothing_to_do(revision: str, steps: list[Any]) -> None:
@@ -495,7 +481,7 @@ def _rev_id(given: str | None) -> str | None:
     """``given``, else the id from the ``rev_id`` function given to ``Migrate``."""
     factory = current_state().migrate.rev_id
     if given is None and factory is not None:
-        return factory()
+        return str(factory())
     return given
 
 
@@ -671,13 +657,6 @@ def _move(
     return _revision_ids(steps)
 
 
-def _script(config: Config) -> ScriptDirectory:
-    """The repository's scripts, read through the revision cache."""
-    from .revisions import script_directory
-
-    return script_directory(config)
-
-
 @catch_errors
 @_restores_configure_args
 def show(
@@ -724,11 +703,9 @@ def history(
     if rev_range is None and not indicate_current:
         graph = _cached_graph(directory, env_free=True)
         if graph is not None:
-            from .fastpath import write_line
-
             order = graph.walk()
             for rid in order:
-                write_line(graph.history_line(rid, verbose))
+                speedups.write_line(graph.history_line(rid, verbose))
             return _scripts_on_demand(directory, order)
     from alembic.util import CommandError, asbool
 
@@ -769,9 +746,8 @@ def history(
 
 def _current_heads(directory: str | os.PathLike[str] | None) -> tuple[str, ...]:
     """The current heads of the default database, read quietly."""
-    from .inspection import _each_database
 
-    found = _each_database(directory, lambda context, db: context.get_current_heads())
+    found = each_database(directory, lambda context, db: context.get_current_heads())
     if isinstance(found, dict):
         return found[None]
     return found
@@ -795,12 +771,10 @@ def heads(
     """
     graph = _cached_graph(directory)
     if graph is not None:
-        from .fastpath import write_line
-
         # Without depends_on (else there is no graph), the heads and the
         # heads that resolve dependencies are the same.
         for rid in graph.heads:
-            write_line(graph.head_line(rid, verbose))
+            speedups.write_line(graph.head_line(rid, verbose))
         return _scripts_on_demand(directory, graph.heads)
     config = _config(directory, x_arg=x_arg)
     script = _script(config)
@@ -874,9 +848,6 @@ def _current_without_alembic(
     cache, and every revision a database names to be in it: anything else
     goes to Alembic, which also reports the errors.
     """
-    from .fastpath import database_versions, write_line
-    from .inspection import context_options
-
     path = repository(directory)
     if not _fast_path_allowed(path):
         return None
@@ -884,7 +855,7 @@ def _current_without_alembic(
     if graph is None:
         return None
     multidb = is_multidb(path)
-    found = database_versions(multidb, context_options())
+    found = speedups.current_versions(multidb, context_options())
     if found is None or any(
         len(rows) > 1 or any(rid not in graph.revisions for rid in rows)
         for _, rows in found
@@ -895,9 +866,9 @@ def _current_without_alembic(
     for db, rows in found:
         if verbose:
             url = db.engine.url.render_as_string(hide_password=True)
-            write_line(f"Current revision(s) for {url}:")
+            speedups.write_line(f"Current revision(s) for {url}:")
         for rid in rows:
-            write_line(graph.current_line(rid, verbose))
+            speedups.write_line(graph.current_line(rid, verbose))
         result[db.bind_key] = _scripts_on_demand(directory, rows)
         if check_heads and set(rows) != set(graph.heads):
             raise _not_at_heads(db.bind_key)

@@ -1,4 +1,10 @@
-"""Building the Alembic ``Config`` that every command uses."""
+"""The one place a ``Config`` and a ``ScriptDirectory`` are built.
+
+Every command, helper and tool gets its Config from :func:`app_config`
+(through ``Migrate.get_config``, so that subclasses overriding it and
+``@migrate.configure`` callbacks are honoured) and its ScriptDirectory from
+:func:`script_directory`.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +13,24 @@ import inspect
 import os
 import sys
 from collections.abc import Iterable, Mapping
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from alembic.config import Config as AlembicConfig
 
+from . import speedups
 from .paths import template_root, version_folders
+from .state import current_state, repository
 
-__all__ = ["Config", "apply_app_options", "build_config"]
+if TYPE_CHECKING:
+    from alembic.script import ScriptDirectory
+
+__all__ = [
+    "Config",
+    "app_config",
+    "apply_app_options",
+    "build_config",
+    "script_directory",
+]
 
 
 _ALEMBIC_DEFAULT_STDOUT = (
@@ -171,3 +188,34 @@ def _ini(value: Any) -> str:
     """
     text = str(os.fspath(value) if isinstance(value, os.PathLike) else value)
     return text if "%%" in text else text.replace("%", "%%")
+
+
+def app_config(
+    directory: str | os.PathLike[str] | None = None,
+    *,
+    x_arg: str | Iterable[str] | None = None,
+    opts: Iterable[str] | None = None,
+) -> Config:
+    """The Config for ``directory`` (default: the app's) in the current app.
+
+    :raises FileNotFoundError: the repository does not exist.
+    """
+    path = repository(directory)
+    x = x_arg if x_arg is None or isinstance(x_arg, str) else list(x_arg)
+    return current_state().migrate.get_config(
+        path, x_arg=x, opts=None if opts is None else list(opts)
+    )
+
+
+def script_directory(config: AlembicConfig) -> ScriptDirectory:
+    """The repository's revisions, as Alembic's ``ScriptDirectory`` reads them.
+
+    Built by :mod:`.speedups` when they are on (the same answers, with
+    revision files imported only when their code runs), else by Alembic.
+    """
+    found = speedups.script_directory(config)
+    if found is not None:
+        return found
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(config)

@@ -15,23 +15,28 @@ from __future__ import annotations
 import configparser
 import logging
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from contextlib import AsyncExitStack, ExitStack, asynccontextmanager, contextmanager
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from contextlib import AsyncExitStack, ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from flask import current_app
-
-from .errors import MigrateNotSetUp, log
-from .extension import MigrateState, current_state
+from .databases import (
+    Database,
+    database_names,
+    databases,
+    fresh_pool,
+    refuse_running_loop,
+    run_with_connection,
+)
+from .errors import log
+from .state import current_state
 
 if TYPE_CHECKING:
     from alembic.config import Config
     from alembic.operations import MigrationScript
     from alembic.runtime.environment import EnvironmentContext
     from alembic.runtime.migration import MigrationContext
-    from sqlalchemy import Connection, MetaData
+    from sqlalchemy import Connection
 
 
 T = TypeVar("T")
@@ -132,152 +137,6 @@ def setup_logging(config: Config) -> None:
 
 # --------------------------------------------------------------------------
 # databases
-
-
-_DEFAULT_KEYS = (None, "default")  # Flask-SQLAlchemy, Flask-SQLAlchemy-Lite
-
-
-def _as_mapping(value: Any) -> dict[str | None, Any] | None:
-    """Turn one object or a dict by bind key into a dict keyed by bind key.
-
-    The default database is ``None``; Flask-SQLAlchemy-Lite's ``"default"``
-    key means the same.
-    """
-    if value is None:
-        return None
-    if not isinstance(value, Mapping):
-        return {None: value}
-    return {
-        (None if key in _DEFAULT_KEYS else key): item for key, item in value.items()
-    }
-
-
-def _db_engines(db: Any) -> dict[str | None, Any] | None:
-    engines = getattr(db, "engines", None)
-    if not engines:
-        # Flask-SQLAlchemy-Lite apps may configure only async engines.
-        engines = getattr(db, "async_engines", None) or engines
-    if engines is None:
-        return None
-    return _as_mapping(dict(engines))
-
-
-def _engines(state: MigrateState) -> dict[str | None, Any]:
-    """Every engine the app has, by bind key (``None`` for the default)."""
-    explicit = _as_mapping(state.engines)
-    if explicit is not None:
-        return explicit
-    db = state.db
-    if db is None:
-        raise MigrateNotSetUp(
-            "Migrate has no database: pass the Flask-SQLAlchemy object as "
-            "Migrate(app, db), or engines=... and metadata=... when not using "
-            "Flask-SQLAlchemy"
-        )
-    found = _db_engines(db)
-    if found is not None:
-        return found
-    engine = getattr(db, "engine", None)
-    if engine is not None:
-        return {None: engine}
-    raise RuntimeError(
-        f"cannot find a database engine on {type(db).__name__}; pass "
-        "engines=... to Migrate when not using Flask-SQLAlchemy"
-    )
-
-
-def _metadatas(state: MigrateState) -> dict[str | None, MetaData]:
-    explicit = _as_mapping(state.metadatas)
-    if explicit is not None:
-        return explicit
-    db = state.db
-    metadatas = getattr(db, "metadatas", None)
-    if metadatas is not None:  # Flask-SQLAlchemy 3.x keeps one per bind
-        return dict(metadatas)
-    metadata = getattr(db, "metadata", None)
-    if isinstance(metadata, Mapping) or metadata is None:
-        raise RuntimeError(
-            "cannot find the models' MetaData; pass metadata=... to Migrate "
-            "when not using Flask-SQLAlchemy (for example "
-            "Migrate(app, db, metadata=Model.metadata))"
-        )
-    # Older Flask-SQLAlchemy: one MetaData, tables marked with their bind.
-    from sqlalchemy import MetaData
-
-    found: dict[str | None, MetaData] = {None: MetaData()}
-    for table in metadata.tables.values():
-        key = table.info.get("bind_key")
-        table.to_metadata(found.setdefault(key, MetaData()))
-    if len(found) == 1:
-        found[None] = metadata
-    return found
-
-
-def database_names() -> list[str]:
-    """Return ``""`` for the default database followed by each bind key.
-
-    Bind keys come from the ``engines`` given to ``Migrate``, else from
-    ``SQLALCHEMY_BINDS``, else from the ``db`` object's engines.
-    """
-    state = current_state()
-    binds = current_app.config.get("SQLALCHEMY_BINDS")
-    if state.engines is None and binds:
-        keys = [key for key in binds if key not in _DEFAULT_KEYS]
-    else:
-        keys = [key for key in _engines(state) if key is not None]
-    for key in keys:
-        # Revision files get an upgrade_<key>() function per bind.
-        if not str(key).isidentifier():
-            raise RuntimeError(
-                f"bind key {key!r} cannot be used with the multiple-database "
-                "templates: revision files name a function after each bind, so "
-                "rename it to letters, digits and underscores"
-            )
-    return ["", *keys]
-
-
-@dataclass
-class Database:
-    """One database that the migrations run on."""
-
-    #: ``""`` for the default database, else the bind key. Revision files of
-    #: multi-database repositories call ``upgrade_<name>()`` for it.
-    name: str
-    engine: Any
-    metadata: MetaData | None
-
-    @property
-    def bind_key(self) -> str | None:
-        return self.name or None
-
-    @property
-    def is_async(self) -> bool:
-        # An app with an async engine has imported SQLAlchemy's asyncio
-        # support already; others must not pay for importing it (it needs
-        # greenlet, which is optional).
-        asyncio_ext = sys.modules.get("sqlalchemy.ext.asyncio")
-        return asyncio_ext is not None and isinstance(
-            self.engine, asyncio_ext.AsyncEngine
-        )
-
-
-def databases(multidb: bool = False) -> list[Database]:
-    """Return the default database, and with ``multidb`` every bind too."""
-    state = current_state()
-    engines = _engines(state)
-    metadatas = _metadatas(state)
-    found = []
-    for name in database_names() if multidb else [""]:
-        key = name or None
-        if key not in engines:
-            where = "the default database" if key is None else f"bind {key!r}"
-            raise RuntimeError(
-                f"no engine for {where}; check SQLALCHEMY_DATABASE_URI and "
-                "SQLALCHEMY_BINDS in the app config, or the engines given to "
-                "Migrate"
-            )
-        found.append(Database(name, engines[key], metadatas.get(key)))
-    return found
 
 
 # --------------------------------------------------------------------------
@@ -511,54 +370,6 @@ def _run_sync(
         _run_on_connections(context, dbs, connections, multidb, env_kwargs)
 
 
-def run_with_connection(db: Database, fn: Callable[[Connection], T]) -> T:
-    """Return ``fn(connection)`` for an open, synchronous connection to ``db``.
-
-    For an async engine the call runs inside ``AsyncConnection.run_sync()``
-    on a new event loop.
-    """
-    if not db.is_async:
-        with db.engine.connect() as connection:
-            return fn(connection)
-    import asyncio
-
-    _refuse_running_loop()
-
-    async def run() -> T:
-        async with _fresh_pool(db.engine):
-            async with db.engine.connect() as connection:
-                return await connection.run_sync(fn)  # type: ignore[no-any-return]
-
-    return asyncio.run(run())
-
-
-@asynccontextmanager
-async def _fresh_pool(engine: Any) -> AsyncIterator[None]:
-    # Pooled async connections belong to the event loop that opened them,
-    # and every command runs on a new loop. Start from an empty pool without
-    # closing connections of another loop (that would fail), and close ours
-    # before this loop ends.
-    await engine.dispose(close=False)
-    try:
-        yield
-    finally:
-        await engine.dispose()
-
-
-def _refuse_running_loop() -> None:
-    import asyncio
-
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return
-    raise RuntimeError(
-        "migrations on an async engine cannot run inside a running event "
-        "loop; call the command from a worker thread instead, for example "
-        "await asyncio.to_thread(flask_migrate_alt.upgrade)"
-    )
-
-
 def run_online(
     context: EnvironmentContext, *, multidb: bool = False, **configure_args: Any
 ) -> None:
@@ -573,7 +384,7 @@ def run_online(
     if any(db.is_async for db in dbs):
         import asyncio
 
-        _refuse_running_loop()
+        refuse_running_loop()
         asyncio.run(run_online_async(context, multidb=multidb, **configure_args))
     else:
         _run_sync(context, dbs, multidb, configure_args)
@@ -598,7 +409,7 @@ async def run_online_async(
         return
     async with AsyncExitStack() as stack:
         for engine in async_engines:
-            await stack.enter_async_context(_fresh_pool(engine))
+            await stack.enter_async_context(fresh_pool(engine))
         opened: list[Any] = []
         for db in dbs:
             if db.is_async:

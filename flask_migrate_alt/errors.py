@@ -13,11 +13,21 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import re
 import sys
-from collections.abc import Callable
-from typing import Any, ParamSpec, TypeVar
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import ParamSpec, TypeVar
 
-__all__ = ["CommandFailed", "MigrateNotSetUp", "catch_errors", "log"]
+__all__ = [
+    "CommandFailed",
+    "MigrateNotSetUp",
+    "catch_errors",
+    "describe",
+    "log",
+    "missing_revisions_named",
+]
 
 log = logging.getLogger("flask_migrate_alt")
 
@@ -127,15 +137,6 @@ def _env_frame(exc: BaseException) -> str | None:
     return found
 
 
-def _innermost_locals(exc: BaseException) -> tuple[str, dict[str, Any]]:
-    tb = exc.__traceback__
-    if tb is None:
-        return "", {}
-    while tb.tb_next is not None:
-        tb = tb.tb_next
-    return tb.tb_frame.f_code.co_name, tb.tb_frame.f_locals
-
-
 def _explain(exc: BaseException) -> str | None:
     """Messages for mistakes Alembic reports obscurely, or with a traceback."""
     text = str(exc)
@@ -148,15 +149,6 @@ def _explain(exc: BaseException) -> str | None:
     if cause.startswith("Multiple revisions start with"):
         # Alembic words an ambiguous prefix as "Can't locate revision".
         return f"{cause.rstrip('.')}; give more of the revision id"
-    function, local = _innermost_locals(exc)
-    if isinstance(exc, KeyError) and "downrev" in local and "rev" in local:
-        rev = local["rev"]
-        where = getattr(rev, "path", None) or "its revision file"
-        return (
-            f"revision {getattr(rev, 'revision', rev)} names down_revision "
-            f"{local['downrev']!r}, which no revision file defines; fix "
-            f"down_revision in {where} or restore the missing revision"
-        )
     env = _env_frame(exc)
     if isinstance(exc, ValueError) and (
         "get_x_argument" in _frame_names(exc)
@@ -263,3 +255,72 @@ def catch_errors(f: Callable[P, R]) -> Callable[P, R]:
             raise CommandFailed(message) from exc
 
     return wrapper
+
+
+# Alembic's warning when a revision names a down_revision or dependency no
+# revision file defines; it then fails with a bare KeyError.
+_NOT_PRESENT = re.compile(
+    r"^Revision (?P<missing>\S+) referenced from .*?-> (?P<revision>[^\s,]+)"
+)
+
+
+def _revision_file(directory: str | None, revision: str) -> str | None:
+    """The file below ``directory``'s version folders that defines ``revision``."""
+    from .paths import is_revision_file, version_folders
+
+    if directory is None:
+        return None
+    assignment = re.compile(
+        rf"""^revision\s*(?::[^=]*)?=\s*['"]{re.escape(revision)}['"]""", re.MULTILINE
+    )
+    for folder in version_folders(directory):
+        for path in sorted(folder.glob("*.py")):
+            if not is_revision_file(path.name):
+                continue
+            try:
+                text = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                continue
+            if assignment.search(text):
+                return os.path.abspath(path)
+    return None
+
+
+@contextmanager
+def missing_revisions_named(directory: str | None = None) -> Iterator[None]:
+    """Turn Alembic's KeyError for a missing down_revision into a clear error.
+
+    Alembic warns "Revision X referenced from ... is not present" and then
+    fails with ``KeyError: 'X'``. The warning is kept (not shown) and, if
+    the KeyError follows, becomes a :class:`RuntimeError` naming both
+    revisions, the file to fix (looked for in ``directory``'s version
+    folders) and the fix.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.filterwarnings(
+            "always", message=r"Revision \S+ referenced from .* is not present"
+        )
+        try:
+            yield
+        except KeyError as exc:
+            for warning in caught:
+                found = _NOT_PRESENT.match(str(warning.message))
+                if found and repr(found["missing"]) == str(exc):
+                    where = _revision_file(directory, found["revision"])
+                    raise RuntimeError(
+                        f"revision {found['revision']} names down_revision "
+                        f"{found['missing']!r}, which no revision file defines; "
+                        f"fix down_revision in {where or 'its revision file'} "
+                        "or restore the missing revision"
+                    ) from exc
+            raise
+        finally:
+            # Anything else Alembic warned about is shown as usual.
+            for warning in caught:
+                if not _NOT_PRESENT.match(str(warning.message)):
+                    warnings.warn_explicit(
+                        warning.message,
+                        warning.category,
+                        warning.filename,
+                        warning.lineno,
+                    )

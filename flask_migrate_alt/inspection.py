@@ -14,20 +14,16 @@ answer; for a single-database repository they are the answer itself.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
-from .extension import current_state
+from .databases import Database, each_database, migration_context_on, sync_database
 
 if TYPE_CHECKING:
     from alembic.operations import MigrationScript, Operations
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
-    from sqlalchemy import Connection
-
-    from .environment import Database
 
 __all__ = [
     "compare_metadata",
@@ -39,100 +35,15 @@ __all__ = [
     "script_directory",
 ]
 
-T = TypeVar("T")
-
-
-def repository(directory: str | os.PathLike[str] | None) -> str:
-    """Return the migration repository's path (default: the app's directory).
-
-    :raises FileNotFoundError: it does not exist.
-    """
-    state = current_state()
-    path = os.fspath(directory) if directory is not None else state.directory
-    if not os.path.isdir(path):
-        raise FileNotFoundError(
-            f"migration directory {path!r} not found; run 'flask db init' to "
-            "create it, or point to it with -d/--directory (directory=...)"
-        )
-    return path
-
-
-def is_multidb(directory: str) -> bool:
-    """Tell whether the repository was made from a multiple-database template.
-
-    Their ``script.py.mako`` (ours and Flask-Migrate's) dispatch on the
-    ``engine_name`` argument Alembic passes to ``upgrade()``.
-    """
-    template = Path(directory) / "script.py.mako"
-    return template.is_file() and "engine_name" in template.read_text(encoding="utf-8")
-
-
-def context_options() -> dict[str, Any]:
-    """The ``context.configure()`` arguments in force for the current app."""
-    from flask import current_app
-
-    from .autogenerate import exclusion_hooks
-    from .environment import _metadatas
-
-    state = current_state()
-    migrate = current_state().migrate
-    options = dict(current_state().configure_args)
-    options.update(current_app.config.get("ALEMBIC_CONTEXT") or {})
-    tables = [
-        *migrate.exclude_tables,
-        *current_app.config.get("MIGRATE_EXCLUDE_TABLES", ()),
-    ]
-    schemas = [
-        *migrate.exclude_schemas,
-        *current_app.config.get("MIGRATE_EXCLUDE_SCHEMAS", ()),
-    ]
-    if tables or schemas or migrate.exclude_system_tables:
-        options["include_name"], options["include_object"] = exclusion_hooks(
-            tables,
-            schemas,
-            migrate.exclude_system_tables,
-            options.get("include_name"),
-            options.get("include_object"),
-            models=lambda: _metadatas(state).values(),
-        )
-    return options
-
-
-def _migration_context(connection: Connection, db: Database) -> MigrationContext:
-    from alembic.runtime.migration import MigrationContext
-
-    options = context_options()
-    options.setdefault("target_metadata", db.metadata)
-    return MigrationContext.configure(connection, opts=options)
-
-
-def _each_database(
-    directory: str | os.PathLike[str] | None,
-    fn: Callable[[MigrationContext, Database], T],
-) -> dict[str | None, T] | T:
-    """Run ``fn`` on a MigrationContext of each database of the repository."""
-    from .environment import databases, run_with_connection
-
-    multidb = is_multidb(repository(directory))
-    results: dict[str | None, T] = {}
-    for db in databases(multidb):
-
-        def call(connection: Connection, db: Database = db) -> T:
-            return fn(_migration_context(connection, db), db)
-
-        results[db.bind_key] = run_with_connection(db, call)
-    return results if multidb else results[None]
-
 
 def script_directory(
     directory: str | os.PathLike[str] | None = None,
 ) -> ScriptDirectory:
     """Return Alembic's ``ScriptDirectory`` for the repository."""
-    from alembic.script import ScriptDirectory
+    from .config import app_config
+    from .config import script_directory as build
 
-    from .commands import _config
-
-    return ScriptDirectory.from_config(_config(directory))
+    return build(app_config(directory))
 
 
 def needs_upgrade(directory: str | os.PathLike[str] | None = None) -> bool:
@@ -142,7 +53,7 @@ def needs_upgrade(directory: str | os.PathLike[str] | None = None) -> bool:
     def behind(context: MigrationContext, db: Database) -> bool:
         return set(context.get_current_heads()) != heads
 
-    found = _each_database(directory, behind)
+    found = each_database(directory, behind)
     return any(found.values()) if isinstance(found, dict) else found
 
 
@@ -164,7 +75,7 @@ def compare_metadata(
             return []
         return list(compare(context, db.metadata))
 
-    return _each_database(directory, diffs)
+    return each_database(directory, diffs)
 
 
 def needs_revision(directory: str | os.PathLike[str] | None = None) -> bool:
@@ -190,28 +101,7 @@ def produce_migrations(
         metadata = db.metadata if db.metadata is not None else MetaData()
         return produce(context, metadata)
 
-    return _each_database(directory, script)
-
-
-def _sync_database(bind: str | None) -> Database:
-    from .environment import Database, databases
-
-    key = bind or None
-    found = databases(multidb=key is not None)
-    for db in found:
-        if db.bind_key == key:
-            break
-    else:
-        known = ", ".join(repr(d.bind_key) for d in found)
-        raise LookupError(f"no database with bind key {bind!r}; the app has {known}")
-    if db.is_async:
-        raise TypeError(
-            f"the engine of {'the default database' if key is None else repr(key)} "
-            "is async; migration_context() and operations() need a synchronous "
-            "engine (use needs_upgrade(), compare_metadata() and the commands, "
-            "which handle async engines)"
-        )
-    return Database(db.name, db.engine, db.metadata)
+    return each_database(directory, script)
 
 
 @contextmanager
@@ -225,9 +115,9 @@ def migration_context(bind: str | None = None) -> Iterator[MigrationContext]:
         helpers, which handle async engines.
     :raises LookupError: the app has no database with that bind key.
     """
-    db = _sync_database(bind)
+    db = sync_database(bind)
     with db.engine.begin() as connection:
-        yield _migration_context(connection, db)
+        yield migration_context_on(connection, db)
 
 
 @contextmanager

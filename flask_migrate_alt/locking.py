@@ -31,7 +31,7 @@ from .errors import log
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
 
-    from .environment import Database
+    from .databases import Database
 
 __all__ = [
     "MigrationLockTimeout",
@@ -44,7 +44,7 @@ DEFAULT_TIMEOUT = 300.0
 _POLL = 0.2
 
 # Synchronous drivers used to hold the lock of an async engine.
-_SYNC_DRIVERS = {
+SYNC_DRIVERS = {
     "postgresql": ["postgresql+psycopg", "postgresql+psycopg2"],
     "mysql": ["mysql+pymysql", "mysql+mysqldb"],
 }
@@ -108,7 +108,7 @@ def _sync_engine(engine: Any) -> Iterator[Engine | None]:
         yield engine
         return
     url = engine.url
-    for driver in _SYNC_DRIVERS.get(sync_engine.dialect.name, []):
+    for driver in SYNC_DRIVERS.get(sync_engine.dialect.name, []):
         try:
             made = create_engine(url.set(drivername=driver), poolclass=NullPool)
         except ImportError:

@@ -23,13 +23,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .errors import catch_errors
-
 if TYPE_CHECKING:
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
 
-    from .environment import Database
+    from .databases import Database
 
 __all__ = ["DatabaseStatus", "RevisionStatus", "status"]
 
@@ -147,7 +145,6 @@ class DatabaseStatus:
         }
 
 
-@catch_errors
 def status(
     directory: str | os.PathLike[str] | None = None,
     *,
@@ -164,25 +161,34 @@ def status(
     ``env.py`` is not run; ``x_arg`` reaches the ``Config`` that
     ``@migrate.configure`` callbacks see.
 
+    Failures are ordinary exceptions for the caller to handle: Alembic's
+    ``CommandError``, SQLAlchemy's database errors, ``RuntimeError`` for a
+    mistake in the app's setup or the history, ``FileNotFoundError`` for a
+    missing repository. ``flask db status`` turns them into an ``Error:``
+    line and exit status 1.
+
     :param compare: compare the models with each database at the heads, as
         ``flask db check`` does; ``False`` skips that, which is faster.
     """
     from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-    from .commands import _config, _script
-    from .errors import describe
-    from .inspection import _each_database
+    from .config import app_config, script_directory
+    from .databases import each_database
+    from .errors import describe, missing_revisions_named
+    from .state import repository
 
-    history = _History(_script(_config(directory, x_arg=x_arg)))
+    config = app_config(directory, x_arg=x_arg)
+    with missing_revisions_named(repository(directory)):
+        history = _History(script_directory(config))
 
     def inspect(context: MigrationContext, db: Database) -> DatabaseStatus:
         return history.database_status(context, db, compare=compare)
 
     try:
-        found = _each_database(directory, inspect)
+        found = each_database(directory, inspect)
     except SQLAlchemyError as exc:
         if isinstance(exc, DBAPIError):
-            raise  # catch_errors words driver errors itself
+            raise  # the caller words driver errors itself
         # Such as MissingGreenlet, from an async URL given to a synchronous
         # engine: a mistake in the app's configuration, worth one line.
         raise RuntimeError(

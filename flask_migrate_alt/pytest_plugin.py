@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from alembic.script import Script
+    from alembic.script import Script, ScriptDirectory
     from flask import Flask
     from sqlalchemy.engine import URL
 
@@ -324,6 +324,8 @@ class _History:
     revisions: list[Script]
     heads: tuple[str, ...]
     expected_heads: int
+    #: Each revision's parents and dependencies, by revision id.
+    parents: dict[str, tuple[str, ...]]
 
     def downgrade_tested(self, config: pytest.Config) -> list[Script]:
         minimum = str(config.getini("flask_migrations_min_revision")).strip()
@@ -336,30 +338,33 @@ class _History:
                 f"flask_migrations_min_revision = {minimum!r} matches "
                 f"{len(matches)} revisions of the history; give a revision id"
             )
-        newer = _descendants(self.revisions, matches[0])
+        newer = _descendants(self.revisions, self.parents, matches[0])
         return [script for script in self.revisions if script.revision in newer]
 
 
-def _descendants(revisions: list[Script], root: str) -> set[str]:
+def _descendants(
+    revisions: list[Script], parents: dict[str, tuple[str, ...]], root: str
+) -> set[str]:
     found = {root}
     for script in revisions:  # oldest first, so parents come before children
-        if any(parent in found for parent in _parents(script)):
+        if any(parent in found for parent in parents[script.revision]):
             found.add(script.revision)
     return found
 
 
-def _parents(script: Script) -> tuple[str, ...]:
-    return tuple(script._all_down_revisions)
-
-
 def _read_history(config: pytest.Config) -> _History:
-    """Read the revision files at collection time (no database needed)."""
-    from alembic.script import ScriptDirectory
+    """Read the revision files at collection time (no database needed).
+
+    Through the same Config and ScriptDirectory builder as the commands, so
+    that the plugin sees exactly the revisions ``flask db heads`` sees
+    (branch folders, ``version_locations``, the app's settings).
+    """
+    from .config import app_config, build_config, script_directory
 
     spec = _app_spec(config)
     directory = _directory(config)
-    if directory is None and spec:
-        app = _load_app(spec)
+    app = _load_app(spec) if spec else None
+    if directory is None and app is not None:
         directory = _app_directory(config, app) or os.path.abspath(
             app.extensions["migrate"].directory
         )
@@ -377,9 +382,32 @@ def _read_history(config: pytest.Config) -> _History:
         raise pytest.UsageError(
             f"flask_migrations_heads must be a number, not {raw!r}"
         ) from None
-    script = ScriptDirectory(directory)
-    revisions = list(reversed(list(script.walk_revisions())))
-    return _History(directory, revisions, tuple(script.get_heads()), expected)
+    if app is not None:
+        with app.app_context():
+            script = script_directory(app_config(directory))
+            revisions = list(reversed(list(script.walk_revisions())))
+            parents = {sc.revision: _resolved_parents(script, sc) for sc in revisions}
+    else:
+        script = script_directory(build_config(directory))
+        revisions = list(reversed(list(script.walk_revisions())))
+        parents = {sc.revision: _resolved_parents(script, sc) for sc in revisions}
+    return _History(directory, revisions, tuple(script.get_heads()), expected, parents)
+
+
+def _resolved_parents(script: ScriptDirectory, sc: Script) -> tuple[str, ...]:
+    """The revisions ``sc`` comes after: its parents, and what it depends on.
+
+    ``depends_on`` may name a branch label or a revision prefix; resolved
+    through the public ``get_revision`` as Alembic resolves it.
+    """
+    from alembic.util import to_tuple
+
+    found = list(to_tuple(sc.down_revision, default=()))
+    for dependency in to_tuple(sc.dependencies, default=()):
+        target = script.get_revision(dependency)
+        if target is not None:
+            found.append(target.revision)
+    return tuple(found)
 
 
 class MigrationTests(pytest.File):
@@ -515,7 +543,7 @@ class _Walker:
 
     def no_trace(self, app: Flask, workdir: Path, script: Script) -> None:
         with self.session(app, workdir):
-            self.ensure_at(set(_parents(script)))
+            self.ensure_at(set(self.history.parents[script.revision]))
             before = self.snapshot()
             self.run("upgrade", script.revision, script)
             self.run("downgrade", self.down_target(script), script)
@@ -532,16 +560,15 @@ class _Walker:
 
     def up_down_up(self, app: Flask, workdir: Path, script: Script) -> None:
         with self.session(app, workdir):
-            self.ensure_at(set(_parents(script)))
+            self.ensure_at(set(self.history.parents[script.revision]))
             self.run("upgrade", script.revision, script)
             self.run("downgrade", self.down_target(script), script)
             self.run("upgrade", script.revision, script)
 
     # -- helpers
 
-    @staticmethod
-    def down_target(script: Script) -> str:
-        parents = _parents(script)
+    def down_target(self, script: Script) -> str:
+        parents = self.history.parents[script.revision]
         if not parents:
             return "base"
         if len(parents) == 1 or script.is_merge_point:

@@ -30,15 +30,14 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from .errors import catch_errors
-from .inspection import is_multidb, repository
+from .state import is_multidb, repository
 
 if TYPE_CHECKING:
     from alembic.operations import Operations
     from alembic.runtime.migration import MigrationContext
     from alembic.script import Script, ScriptDirectory
 
-    from .environment import Database
+    from .databases import Database
 
 __all__ = ["MARKER", "RULES", "Finding", "LintReport", "lint"]
 
@@ -771,15 +770,15 @@ def _pending(
     from alembic.script.revision import RevisionError
     from sqlalchemy.exc import SQLAlchemyError
 
+    from .databases import each_database
     from .errors import describe
-    from .inspection import _each_database
     from .migration_status import upgrade_plan
 
     def heads(context: MigrationContext, db: Database) -> tuple[str, ...]:
         return tuple(context.get_current_heads())
 
     try:
-        found = _each_database(directory, heads)
+        found = each_database(directory, heads)
     except (SQLAlchemyError, OSError) as exc:
         # Not only driver errors: an async URL on a synchronous engine fails
         # with MissingGreenlet when connecting.
@@ -815,7 +814,6 @@ def _selected(rules: Iterable[str] | None, ignore: Iterable[str] | None) -> set[
     return chosen - dropped
 
 
-@catch_errors
 def lint(
     directory: str | os.PathLike[str] | None = None,
     rev_range: str | None = None,
@@ -845,16 +843,24 @@ def lint(
     :returns: a :class:`LintReport`, the list of findings, accepted ones
         included (with ``accepted=True``). A finding is not an error: the
         function returns normally.
+    :raises RuntimeError: an unknown rule, a mistake in the app's setup or
+        in the history. Alembic's ``CommandError``, database errors and the
+        ``SyntaxError`` of a broken revision file propagate too; ``flask db
+        lint`` turns each into an ``Error:`` line and exit status 1.
     """
     from alembic.runtime.environment import EnvironmentContext
 
-    from .commands import _config, _script
-    from .environment import databases
+    from .config import app_config, script_directory
+    from .databases import databases
+    from .errors import missing_revisions_named
 
     wanted = _selected(rules, ignore)
-    multidb = is_multidb(repository(directory))
-    config = _config(directory, x_arg=x_arg)
-    script = _script(config)
+    path = repository(directory)
+    multidb = is_multidb(path)
+    config = app_config(directory, x_arg=x_arg)
+    script = script_directory(config)
+    with missing_revisions_named(path):
+        script.get_heads()  # reads the history: a broken one fails here
     dbs = databases(multidb)
     if rev_range is None:
         pending = _pending(directory, script, dbs)

@@ -56,20 +56,20 @@ def _sync_url(url: URL) -> URL:
     """The URL with a synchronous driver, for creating and dropping databases."""
     import importlib.util
 
-    from .locking import _SYNC_DRIVERS
+    from .locking import SYNC_DRIVERS
 
     backend = url.get_backend_name()
     if backend == "sqlite":
         return url.set(drivername="sqlite")
     if not url.get_dialect().is_async:
         return url
-    for candidate in _SYNC_DRIVERS.get(backend, []):
+    for candidate in SYNC_DRIVERS.get(backend, []):
         module = {"mysqldb": "MySQLdb"}.get(*[candidate.partition("+")[2]] * 2)
         if importlib.util.find_spec(module) is not None:
             return url.set(drivername=candidate)
     raise RuntimeError(
         f"making test databases for the async URL {url.drivername!r} needs a "
-        f"synchronous driver too: install one of {_SYNC_DRIVERS.get(backend)}"
+        f"synchronous driver too: install one of {SYNC_DRIVERS.get(backend)}"
     )
 
 
@@ -121,6 +121,7 @@ class DatabaseCopies:
         maintenance database (PostgreSQL) or no database (MySQL) is tried
         next.
         """
+        from sqlalchemy.engine import URL
         from sqlalchemy.exc import OperationalError
 
         if self._admin_url is not None:
@@ -129,9 +130,19 @@ class DatabaseCopies:
             "postgresql": ["postgres", "template1"],
             "mysql": [None],
         }
-        # URL.set() ignores None, so _replace (URL is a named tuple) it is.
-        candidates = [self.url] + [
-            self.url._replace(database=name) for name in fallbacks.get(self.backend, [])
+        # URL.set() ignores None, which here means "no database": rebuild it.
+        url = self.url
+        candidates = [url] + [
+            URL.create(
+                url.drivername,
+                url.username,
+                url.password,
+                url.host,
+                url.port,
+                name,
+                url.query,
+            )
+            for name in fallbacks.get(self.backend, [])
         ]
         failure: OperationalError | None = None
         for candidate in candidates:
@@ -370,11 +381,11 @@ def _engine_tables(app: Flask) -> list[dict[Any, Any]]:
 
 def app_urls(app: Flask) -> dict[str | None, URL]:
     """The URL of each of the app's engines, by bind key (``None``: default)."""
-    from .environment import _as_mapping
+    from .databases import as_mapping
 
     urls: dict[str | None, URL] = {}
     for table in _engine_tables(app):
-        for key, engine in (_as_mapping(table) or {}).items():
+        for key, engine in (as_mapping(table) or {}).items():
             urls.setdefault(key, engine.url)
     return urls
 
@@ -399,14 +410,14 @@ def use_databases(app: Flask, urls: Mapping[str | None, URL]) -> Iterator[None]:
     made for the block are disposed of at the end and the app's own engines
     put back.
     """
-    from .environment import _DEFAULT_KEYS
+    from .databases import DEFAULT_KEYS
 
     restore: list[tuple[dict[Any, Any], Any, Any]] = []
     made: list[Any] = []
     try:
         for table in _engine_tables(app):
             for key in list(table):
-                bind = None if key in _DEFAULT_KEYS else key
+                bind = None if key in DEFAULT_KEYS else key
                 if bind not in urls:
                     continue
                 old = table[key]
@@ -494,7 +505,7 @@ class MigratedDatabases:
     ) -> dict[str | None, URL]:
         """The template databases for ``app``, upgraded to the heads on first use."""
         from .commands import upgrade
-        from .inspection import repository
+        from .state import repository
 
         servers = self._servers(app)
         with app.app_context():
@@ -848,7 +859,7 @@ def version_options() -> dict[str, Any]:
 
     Needs an app context.
     """
-    from .inspection import context_options
+    from .databases import context_options
 
     options = context_options()
     return {

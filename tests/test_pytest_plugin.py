@@ -348,6 +348,37 @@ def test_two_heads_fail_unless_declared(
     made.run("--flask-migrations", "-k", "single_head").assert_outcomes(passed=1)
 
 
+def test_branch_folders_count_as_heads_like_flask_db_heads(
+    project: Callable[..., Project], url: str, make_app: Callable[..., Flask]
+) -> None:
+    """A branch made with revision(branch=...) lives in versions/<branch>/.
+
+    The plugin reads the history through the commands' own builder, so it
+    sees the heads ``flask db heads`` shows: two here, not one.
+    """
+    import flask_migrate_alt as fma
+
+    made = project(url)
+    made.write_app()
+    made.write_history()
+    with make_app(url).app_context():
+        fma.revision(
+            directory=str(made.pytester.path / "migrations"),
+            message="audit",
+            branch="audit",
+            rev_id="a1",
+        )
+        heads = fma.heads(directory=str(made.pytester.path / "migrations"))
+    assert (made.versions / "audit").is_dir()
+    assert sorted(h.revision for h in heads) == ["a1", "r3"]
+
+    result = made.run("--flask-migrations", "-k", "single_head")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*the history has 2 heads*"])
+    made.pytester.makeini("[pytest]\nflask_migrations_heads = 2\n")
+    made.run("--flask-migrations", "-k", "single_head").assert_outcomes(passed=1)
+
+
 def test_models_that_differ_from_the_history_fail_with_the_difference(
     project: Callable[..., Project], server: Server
 ) -> None:

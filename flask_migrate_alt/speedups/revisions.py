@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from alembic.script import Script, ScriptDirectory
 from alembic.util import load_python_file
 
-from .paths import CACHE_FILE, CACHE_VERSION, is_revision_file
+from ..paths import CACHE_FILE, CACHE_VERSION, is_revision_file
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -240,14 +240,17 @@ class CachedScriptDirectory(ScriptDirectory):
             return
         seen: set[Path] = set()
         for location in self._version_locations:
-            if not location.exists():
+            # Alembic before 1.16 keeps the locations and the paths it lists
+            # as strings, later ones as Path objects: hand back the same kind.
+            as_alembic: Any = str if isinstance(location, str) else Path
+            if not Path(location).exists():
                 continue
             caches: dict[Path, _Cache] = {}
             present: dict[Path, set[str]] = {}
             real_folders: dict[Path, Path] = {}
             # Alembic's own listing, so both see exactly the same files.
             for file_path in Script._list_py_dir(self, location):
-                real_path = _resolved(file_path, real_folders)
+                real_path = _resolved(Path(file_path), real_folders)
                 if real_path in seen or not is_revision_file(real_path.name):
                     continue
                 seen.add(real_path)
@@ -258,12 +261,12 @@ class CachedScriptDirectory(ScriptDirectory):
                 present.setdefault(folder, set()).add(real_path.name)
                 found = cache.lookup(real_path)
                 if found is None:
-                    script = Script._from_path(self, real_path)
+                    script = Script._from_path(self, as_alembic(real_path))
                     if script is not None:
                         yield script
                     continue
                 module = _LazyModule(real_path, found)
-                yield Script(module, found["revision"], real_path)
+                yield Script(module, found["revision"], as_alembic(real_path))
             for folder, cache in caches.items():
                 cache.save(present[folder])
 

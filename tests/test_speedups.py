@@ -18,7 +18,7 @@ from alembic.script import ScriptDirectory
 from flask import Flask
 
 import flask_migrate_alt as fma
-from flask_migrate_alt.revisions import script_directory
+from flask_migrate_alt.speedups.revisions import script_directory
 
 from .conftest import Server, add_table_ops
 
@@ -625,7 +625,7 @@ def test_graph_matches_alembic_on_generated_histories() -> None:
     from alembic.script import Script
     from alembic.script.revision import RevisionMap
 
-    from flask_migrate_alt.fastpath import CachedRevision, RevisionGraph
+    from flask_migrate_alt.speedups.graph import CachedRevision, RevisionGraph
 
     docs = [None, "", "msg", "first\n\nsecond\nmore", "  padded \n line\n", "a\n\n\nb"]
     compared = refused = 0
@@ -689,3 +689,53 @@ def test_graph_matches_alembic_on_generated_histories() -> None:
                 for sc in heads
             ], seed
     assert compared > 200 and refused > 20  # both kinds were exercised
+
+
+# --------------------------------------------------------------------------
+# The speed-ups step aside: FLASK_DB_SPEEDUPS=0 and untested releases
+
+
+def test_speedups_off_leave_everything_to_alembic(
+    app: Flask, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from alembic.script import ScriptDirectory
+
+    from flask_migrate_alt import speedups
+
+    with app.app_context():
+        fma.init()
+        fma.revision(message="first", rev_id="a1")
+        fma.revision(message="second", rev_id="a2")
+        fma.upgrade()
+        capsys.readouterr()
+        fma.heads()
+        fma.history()
+        with_speedups = capsys.readouterr().out
+        assert type(fma.script_directory()) is not ScriptDirectory
+
+        monkeypatch.setenv("FLASK_DB_SPEEDUPS", "0")
+        assert not speedups.active()
+        assert speedups.revision_graph("migrations") is None
+        assert type(fma.script_directory()) is ScriptDirectory
+        fma.heads()
+        fma.history()
+        assert capsys.readouterr().out == with_speedups
+        assert fma.upgrade() == []
+
+
+def test_speedups_off_outside_the_tested_releases(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from flask_migrate_alt import speedups
+
+    speedups._tested_releases.cache_clear()
+    try:
+        assert speedups.active()
+        newest = speedups.TESTED["alembic"][1]
+        monkeypatch.setitem(
+            speedups.TESTED, "alembic", ((newest[0], newest[1] + 1), (9, 0))
+        )
+        speedups._tested_releases.cache_clear()
+        assert not speedups.active()
+    finally:
+        speedups._tested_releases.cache_clear()

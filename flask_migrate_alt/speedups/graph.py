@@ -30,12 +30,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .paths import CACHE_FILE, CACHE_VERSION, is_revision_file, version_folders
+from ..paths import CACHE_FILE, CACHE_VERSION, is_revision_file, version_folders
 
 if TYPE_CHECKING:
     from alembic.script import Script
 
-    from .environment import Database
+    from ..databases import Database
 
 __all__ = [
     "CachedRevision",
@@ -499,7 +499,7 @@ def database_versions(
     """
     import sqlalchemy as sa
 
-    from .environment import databases
+    from ..databases import databases
 
     table = sa.Table(
         options.get("version_table") or "alembic_version",
