@@ -13,16 +13,7 @@ from flask import Flask
 import flask_migrate_alt as fma
 
 from .conftest import AppFactory, Server
-
-
-def execute(url: str, *statements: str) -> None:
-    engine = sa.create_engine(url)
-    try:
-        with engine.begin() as conn:
-            for statement in statements:
-                conn.execute(sa.text(statement))
-    finally:
-        engine.dispose()
+from .test_safety import execute
 
 
 def upgrade_text(script: Any) -> str:

@@ -23,6 +23,34 @@ from .conftest import AppFactory, Server, default_models, table_names, version_r
 from .test_safety import BAD_SQL, create, error_lines, history, write_revision
 
 
+def upgrade_fails_leaving(
+    app: Flask, url: str, rows: list[str], tables: set[str]
+) -> None:
+    """``flask db upgrade`` fails with one Error: line; ``rows``, ``tables`` stay."""
+    result = app.test_cli_runner().invoke(args=["db", "upgrade"])
+    assert result.exit_code == 1, result.output
+    assert len(error_lines(result.stderr)) == 1, result.stderr
+    assert version_rows(url) == rows
+    assert table_names(url) == tables
+
+
+def fix_and_upgrade(
+    app: Flask, url: str, fixes: dict[Path, str], applied: list[str]
+) -> None:
+    """Replace each text with ``pass`` in its revision file, upgrade again.
+
+    The rerun must apply exactly ``applied``: it goes on from where the
+    version table says the database is.
+    """
+    for path, text in fixes.items():
+        source = path.read_text()
+        assert text in source
+        path.write_text(source.replace(text, "pass"))
+    with app.app_context():
+        assert fma.upgrade() == applied
+    assert version_rows(url) == applied[-1:]
+
+
 def test_failed_run_writes_no_version(
     transactional_server: Server, make_app: AppFactory
 ) -> None:
@@ -76,17 +104,8 @@ def test_autocommit_block_commits_the_revision_reached(
         ),
         (create("t4"), BAD_SQL),
     )
-    result = app.test_cli_runner().invoke(args=["db", "upgrade"])
-    assert result.exit_code == 1, result.output
-    assert len(error_lines(result.stderr)) == 1, result.stderr
-    assert version_rows(url) == ["r2"]
-    assert table_names(url) == {"alembic_version", "t1", "t2", "t3"}
-
-    paths[2].write_text(paths[2].read_text().replace(create("t3"), "pass"))
-    paths[3].write_text(paths[3].read_text().replace(BAD_SQL, "pass"))
-    with app.app_context():
-        assert fma.upgrade() == ["r3", "r4"]
-    assert version_rows(url) == ["r4"]
+    upgrade_fails_leaving(app, url, ["r2"], {"alembic_version", "t1", "t2", "t3"})
+    fix_and_upgrade(app, url, {paths[2]: create("t3"), paths[3]: BAD_SQL}, ["r3", "r4"])
 
 
 def test_on_version_apply_callbacks_see_each_revision(
@@ -161,17 +180,8 @@ def test_autocommit_engine_records_every_step(postgresql_server: Server) -> None
     url = postgresql_server.new_database()
     app = make_app_with_options(url, {"isolation_level": "AUTOCOMMIT"})
     paths = history(app, (create("t1"),), (create("t2"),), (create("t3"), BAD_SQL))
-    result = app.test_cli_runner().invoke(args=["db", "upgrade"])
-    assert result.exit_code == 1, result.output
-    assert len(error_lines(result.stderr)) == 1, result.stderr
-    assert version_rows(url) == ["r2"]
-    assert table_names(url) == {"alembic_version", "t1", "t2", "t3"}
-
-    paths[2].write_text(paths[2].read_text().replace(create("t3"), "pass"))
-    paths[2].write_text(paths[2].read_text().replace(BAD_SQL, "pass"))
-    with app.app_context():
-        assert fma.upgrade() == ["r3"]
-    assert version_rows(url) == ["r3"]
+    upgrade_fails_leaving(app, url, ["r2"], {"alembic_version", "t1", "t2", "t3"})
+    fix_and_upgrade(app, url, {paths[2]: f"{create('t3')}\n    {BAD_SQL}"}, ["r3"])
     with app.app_context():
         for engine in app.extensions["sqlalchemy"].engines.values():
             engine.dispose()
