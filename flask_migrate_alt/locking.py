@@ -314,11 +314,18 @@ def session_settings(
     so a migration fails fast instead of queueing every query of the site
     behind it; ``statement_timeout`` bounds each statement (PostgreSQL
     ``statement_timeout``, MariaDB ``max_statement_time``). Connections
-    checked out of the app's engines while the command runs get the
-    settings, and have them reset when they go back to the pool, so the
-    running app never inherits them.
+    checked out of the app's engines by this thread while the command runs
+    get the settings, and have them reset when they go back to the pool, so
+    the running app never inherits them. Other threads sharing the engines
+    (a web server migrating at start-up) are left alone: the listeners act
+    only for the thread that runs the command.
     """
+    import threading
+
     from sqlalchemy import event
+
+    owner = threading.get_ident()
+    changed: set[int] = set()  # ids of the DBAPI connections given the settings
 
     hooks: list[tuple[Any, str, Any]] = []
     for db in dbs:
@@ -338,13 +345,17 @@ def session_settings(
         def on_checkout(
             dbapi_connection: Any, record: Any, proxy: Any, apply: list[str] = apply
         ) -> None:
+            if threading.get_ident() != owner:
+                return
             _run(dbapi_connection, apply)
+            changed.add(id(dbapi_connection))
 
         def on_checkin(
             dbapi_connection: Any, record: Any, reset: list[str] = reset
         ) -> None:
-            if dbapi_connection is None:
+            if dbapi_connection is None or id(dbapi_connection) not in changed:
                 return
+            changed.discard(id(dbapi_connection))
             try:
                 _run(dbapi_connection, reset)
                 # Don't leave the pooled connection inside a transaction.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import functools
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -299,6 +300,36 @@ def test_table_lock_timeout_fails_fast(
     with app.app_context():
         assert fma.upgrade() == ["r2"]
     assert version_rows(url) == ["r2"]
+
+
+def test_timeouts_stay_on_the_migrating_thread(
+    postgresql_server: Server, make_app: AppFactory
+) -> None:
+    """Another thread of the app, connecting during the migration, keeps the
+    server's defaults: the timeouts are for the migration's own connections.
+    """
+    url = postgresql_server.new_database()
+    app = make_app(url, table_lock_timeout=3, statement_timeout=60)
+    probe = (
+        "import json, threading",
+        "from flask import current_app",
+        "engine = current_app.extensions['sqlalchemy'].engine",
+        "seen = {'migration': op.get_bind().execute("
+        "sa.text('SHOW lock_timeout')).scalar()}",
+        "def other():",
+        "    with engine.connect() as conn:",
+        "        seen['other'] = conn.execute(sa.text('SHOW lock_timeout')).scalar()",
+        "thread = threading.Thread(target=other)",
+        "thread.start()",
+        "thread.join()",
+        "with open('seen.json', 'w') as f:",
+        "    f.write(json.dumps(seen))",
+    )
+    history(app, (CREATE_USER,), probe)
+    with app.app_context():
+        assert fma.upgrade() == ["r1", "r2"]
+    seen = json.loads(Path("seen.json").read_text())
+    assert seen == {"migration": "3s", "other": "0"}
 
 
 def test_statement_timeout_stops_a_long_statement(
