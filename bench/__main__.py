@@ -17,6 +17,7 @@ from .harness import (
     run,
 )
 from .report import write
+from .workloads import TOOLS
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 
@@ -25,15 +26,16 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m bench",
         description=(
-            "Measure flask_migrate_alt ('ours') and Flask-Migrate 4.1 on "
-            "generated workloads, each measurement in a fresh process, and "
-            "write results.md, results.json and plot.png."
+            "Measure flask_migrate_alt ('ours'), the same with its speed-ups "
+            "off ('ours_plain', FLASK_DB_SPEEDUPS=0) and Flask-Migrate 4.1 "
+            "('flask_migrate') on generated workloads, each measurement in a "
+            "fresh process, and write results.md, results.json and plot.png."
         ),
     )
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="smaller sizes and 3 repetitions: under two minutes on two cores",
+        help="smaller sizes and 3 repetitions: about three minutes on two cores",
     )
     parser.add_argument(
         "--backends",
@@ -41,6 +43,13 @@ def _parser() -> argparse.ArgumentParser:
         help=(
             "comma-separated: sqlite, postgresql (default: both; the "
             f"PostgreSQL URL comes from {' or '.join(POSTGRESQL_ENV)})"
+        ),
+    )
+    parser.add_argument(
+        "--tools",
+        help=(
+            f"comma-separated: {', '.join(TOOLS)} (default: all three, "
+            "without flask_migrate when Flask-Migrate is not installed)"
         ),
     )
     parser.add_argument(
@@ -77,12 +86,7 @@ def _plan(args: argparse.Namespace) -> Plan:
             "so only SQLite was measured."
         )
         backends = tuple(b for b in backends if b != "postgresql") or ("sqlite",)
-    tools = available_tools()
-    if "flask_migrate" not in tools:
-        notes.append(
-            'Flask-Migrate is not installed (pip install -e ".[bench]"): only '
-            "flask_migrate_alt was measured."
-        )
+    tools = _tools(args.tools, notes)
     changes = {"backends": backends, "postgresql_url": url, "tools": tools}
     if args.repeat is not None:
         if args.repeat < 1:
@@ -91,6 +95,30 @@ def _plan(args: argparse.Namespace) -> Plan:
     plan = Plan.quick(**changes) if args.quick else Plan.full(**changes)
     plan.notes.extend(notes)
     return plan
+
+
+def _tools(option: str | None, notes: list[str]) -> tuple[str, ...]:
+    """The tools of ``--tools``, in the order of :data:`TOOLS`."""
+    available = available_tools()
+    if option is None:
+        if "flask_migrate" not in available:
+            notes.append(
+                'Flask-Migrate is not installed (pip install -e ".[bench]"): '
+                "only flask_migrate_alt was measured."
+            )
+        return available
+    chosen = {t.strip() for t in option.split(",") if t.strip()}
+    if not chosen or chosen - set(TOOLS):
+        raise SystemExit(
+            f"error: --tools takes one or more of {', '.join(TOOLS)}, not {option!r}"
+        )
+    missing = chosen - set(available)
+    if missing:
+        raise SystemExit(
+            f"error: {', '.join(sorted(missing))} cannot be measured: "
+            'Flask-Migrate is not installed (pip install -e ".[bench]")'
+        )
+    return tuple(tool for tool in TOOLS if tool in chosen)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,6 +28,10 @@ SPEC is a JSON object:
 * ``{"op": "create_all", "url": <url>, "tables": <n>}``: the floor of the
   full upgrade: create the same tables and indexes with
   ``MetaData.create_all()`` on one connection, in one transaction.
+
+The harness adds ``"tool"`` to the specs it runs for a tool, to choose the
+child's environment (``FLASK_DB_SPEEDUPS=0`` for ours_plain); the child
+ignores it.
 """
 
 import importlib

@@ -2,9 +2,9 @@
 
 :func:`run` is the whole benchmark: for each backend it prepares every
 workload for each tool, then measures it ``repeat`` times, rotating the order
-of the tools on every repetition so that neither always runs first (on a
-warm or a cold machine). Each measurement is one fresh ``sys.executable``
-running ``bench/child.py``, so import costs and peak memory are real.
+of the tools on every repetition so that none always runs first (on a warm
+or a cold machine). Each measurement is one fresh ``sys.executable`` running
+``bench/child.py``, so import costs and peak memory are real.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from typing import Any
 
 from . import workloads
 from .child import MARKER
-from .workloads import PACKAGES
+from .workloads import ENVIRONMENT, PACKAGES, TOOLS
 
 CHILD = Path(__file__).resolve().with_name("child.py")
 #: Seconds after which a measurement is considered stuck (a lock, a server).
@@ -49,14 +49,8 @@ WORKLOADS = (
     "noop_upgrade",
     "full_upgrade",
     "check",
-    "check_repeat",
     *READ_ONLY,
 )
-
-#: The file in which flask_migrate_alt remembers the tables autogenerate
-#: found unchanged (see flask_migrate_alt.unchanged); deleted before each
-#: first-run check.
-UNCHANGED_CACHE = Path("migrations", "__pycache__", "flask_migrate_alt.unchanged.json")
 
 #: The environment variables the PostgreSQL server URL is read from, in order.
 POSTGRESQL_ENV = ("BENCH_POSTGRESQL_URL", "TEST_POSTGRESQL_URL")
@@ -74,7 +68,7 @@ class Plan:
 
     backends: tuple[str, ...] = ("sqlite",)
     postgresql_url: str | None = None
-    tools: tuple[str, ...] = ("ours", "flask_migrate")
+    tools: tuple[str, ...] = TOOLS
     repeat: int = 5
     #: Repetitions of the startup workload, at least (see _measure).
     startup_repeat: int = 15
@@ -95,7 +89,7 @@ class Plan:
 
     @classmethod
     def quick(cls, **changes: Any) -> Plan:
-        """The sizes of ``--quick``: under two minutes on two cores."""
+        """The sizes of ``--quick``: about three minutes on two quiet cores."""
         settings: dict[str, Any] = {
             "repeat": 3,
             "noop_sizes": (100, 500),
@@ -109,10 +103,14 @@ class Plan:
 
 
 def available_tools() -> tuple[str, ...]:
-    """``ours``, and ``flask_migrate`` when Flask-Migrate is installed."""
-    if importlib.util.find_spec("flask_migrate") is None:
-        return ("ours",)
-    return ("ours", "flask_migrate")
+    """The :data:`~bench.workloads.TOOLS` whose package is installed.
+
+    ``ours`` and ``ours_plain`` always are (this checkout);
+    ``flask_migrate`` when Flask-Migrate is.
+    """
+    return tuple(
+        tool for tool in TOOLS if importlib.util.find_spec(PACKAGES[tool]) is not None
+    )
 
 
 def postgresql_url_from_env() -> str | None:
@@ -240,33 +238,47 @@ def _databases(
 # --- child processes -------------------------------------------------------
 
 
-def _child_environment() -> dict[str, str]:
-    env = dict(os.environ)
-    # Settings of the caller's own Flask app must not reach the benchmark apps.
-    for name in ("FLASK_APP", "FLASK_DEBUG", "FLASK_DB_DIRECTORY", "PYTHONWARNINGS"):
-        env.pop(name, None)
+def _child_environment(tool: str | None) -> dict[str, str]:
+    """The caller's environment, less its Flask settings, plus the tool's own."""
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        # Settings of the caller's own Flask app, and any FLASK_DB_* switch
+        # (FLASK_DB_SPEEDUPS, FLASK_DB_LOCK, ...), must not reach the
+        # benchmark apps: each tool runs as ENVIRONMENT says and no other way.
+        if not name.startswith("FLASK_DB_")
+        and name not in ("FLASK_APP", "FLASK_DEBUG", "PYTHONWARNINGS")
+    }
+    env.update(ENVIRONMENT.get(tool or "", {}))
     return env
+
+
+def tool_spec(op: str, tool: str) -> dict[str, Any]:
+    """The spec of ``op`` run by ``tool``: its package, and its environment."""
+    return {"op": op, "package": PACKAGES[tool], "tool": tool}
 
 
 def run_child(spec: dict[str, Any], cwd: Path) -> dict[str, Any]:
     """Run one measurement (see bench/child.py); return its result.
 
-    Adds ``process_seconds``: the wall time of the whole child process, from
-    starting the interpreter to its exit.
+    The child's environment is the tool's (``spec["tool"]``, see
+    :data:`~bench.workloads.ENVIRONMENT`). Adds ``process_seconds``: the
+    wall time of the whole child process, from starting the interpreter to
+    its exit.
     """
     start = time.perf_counter()
     try:
         proc = subprocess.run(
             [sys.executable, "-W", "ignore", str(CHILD), json.dumps(spec)],
             cwd=cwd,
-            env=_child_environment(),
+            env=_child_environment(spec.get("tool")),
             capture_output=True,
             text=True,
             timeout=CHILD_TIMEOUT,
         )
     except subprocess.TimeoutExpired as exc:
         raise BenchError(
-            f"{spec['op']} in {cwd} did not finish in {CHILD_TIMEOUT} s"
+            f"{_what(spec)} in {cwd} did not finish in {CHILD_TIMEOUT} s"
         ) from exc
     wall = time.perf_counter() - start
     result: dict[str, Any] | None = None
@@ -276,9 +288,13 @@ def run_child(spec: dict[str, Any], cwd: Path) -> dict[str, Any]:
     if result is None or "error" in result or proc.returncode != 0:
         reason = (result or {}).get("error") or f"exit status {proc.returncode}"
         tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
-        raise BenchError(f"{spec['op']} in {cwd} failed: {reason}\n{tail}")
+        raise BenchError(f"{_what(spec)} in {cwd} failed: {reason}\n{tail}")
     result["process_seconds"] = wall
     return result
+
+
+def _what(spec: dict[str, Any]) -> str:
+    return f"{spec['tool']} {spec['op']}" if "tool" in spec else spec["op"]
 
 
 # --- the workloads ---------------------------------------------------------
@@ -326,8 +342,7 @@ class _Backend:
         for size in sorted(set(self.plan.noop_sizes) | set(self.plan.read_only_sizes)):
             todo += self.history(size)
         todo += [self.full_upgrade(size) for size in self.plan.full_sizes]
-        for size in self.plan.check_sizes:
-            todo += self.check(size)
+        todo += [self.check(size) for size in self.plan.check_sizes]
         _in_parallel(self._setup)
         self.log(f"{self.backend}: workloads prepared")
         for workload in todo:
@@ -346,7 +361,7 @@ class _Backend:
         """A folder with the app module and, for a tool, its repository."""
         path.mkdir(parents=True)
         if tool in PACKAGES:
-            shutil.copytree(self.repositories[tool], path / "migrations")
+            shutil.copytree(self.repositories[PACKAGES[tool]], path / "migrations")
             for name, text in (revisions or {}).items():
                 (path / "migrations" / "versions" / name).write_text(text)
         app = path / f"{workloads.APP_MODULE}.py"
@@ -374,12 +389,12 @@ class _Backend:
         """
 
         def to_head() -> None:
-            run_child({"op": command, "package": PACKAGES[tool]}, path)
+            run_child(tool_spec(command, tool), path)
             _, versions = self.databases.state(url)
             if versions != [head]:
                 raise BenchError(f"{tool} {command} left {url} at {versions}")
             for op in warm_up:
-                run_child({"op": op, "package": PACKAGES[tool]}, path)
+                run_child(tool_spec(op, tool), path)
 
         self._setup.append(to_head)
 
@@ -428,7 +443,8 @@ class _Backend:
         cases = {}
         for tool in (*self.plan.tools, BASELINE):
             path = self._workspace(self.folder / "startup" / tool, tool, url)
-            cases[tool] = _bind(run_child, {"op": "startup"}, path)
+            spec = {"op": "startup"} if tool == BASELINE else tool_spec("startup", tool)
+            cases[tool] = _bind(run_child, spec, path)
         return _Workload("startup", None, cases)
 
     def extension(self) -> _Workload:
@@ -442,7 +458,7 @@ class _Backend:
         url = self.databases.new("extension")
         path = self._workspace(self.folder / "extension", BASELINE, url)
         cases = {
-            tool: _bind(run_child, {"op": "extension", "package": PACKAGES[tool]}, path)
+            tool: _bind(run_child, tool_spec("extension", tool), path)
             for tool in self.plan.tools
         }
         return _Workload("extension", None, cases)
@@ -467,7 +483,7 @@ class _Backend:
 
         def cases(command: str) -> dict[str, Case]:
             return {
-                tool: _bind(run_child, {"op": command, "package": PACKAGES[tool]}, path)
+                tool: _bind(run_child, tool_spec(command, tool), path)
                 for tool, path in paths.items()
             }
 
@@ -488,7 +504,7 @@ class _Backend:
             path = self._workspace(
                 self.folder / f"full-{size}" / tool, tool, url, revisions=files
             )
-            spec = {"op": "upgrade", "package": PACKAGES[tool]}
+            spec = tool_spec("upgrade", tool)
             # One table per revision, and alembic_version.
             cases[tool] = self._from_empty(spec, path, url, size + 1, [head])
             # Once untimed, like the setup upgrade of the other workloads:
@@ -523,18 +539,16 @@ class _Backend:
 
         return measure
 
-    def check(self, size: int) -> list[_Workload]:
+    def check(self, size: int) -> _Workload:
         """``check()`` with no model changes on a schema of N tables.
 
-        Twice: as the first check after the models or the database changed
-        (flask_migrate_alt's file of unchanged tables is deleted before each
-        run), and as a check repeated with nothing changed since the last
-        one, which finds every table in that file. Flask-Migrate keeps
-        nothing between runs: both are the same to it.
+        No tool keeps anything of one comparison for the next, so the first
+        check after a change and a repeated one are the same work: one
+        workload. The setup upgrade has read the revision files, as for the
+        other workloads.
         """
         files = workloads.check_files(size)
-        first: dict[str, Case] = {}
-        repeated: dict[str, Case] = {}
+        cases: dict[str, Case] = {}
         for tool in self.plan.tools:
             url = self.databases.new(f"check{size}-{tool}")
             path = self._workspace(
@@ -545,24 +559,8 @@ class _Backend:
                 tables=size,
             )
             self._to_head_in_setup("upgrade", tool, path, url, workloads.CHECK_REVISION)
-            spec = {"op": "check", "package": PACKAGES[tool]}
-            first[tool] = _bind(_first_check, spec, path)
-            repeated[tool] = _bind(_repeated_check, spec, path)
-        return [
-            _Workload("check", size, first),
-            _Workload("check_repeat", size, repeated),
-        ]
-
-
-def _first_check(spec: dict[str, Any], path: Path) -> dict[str, Any]:
-    (path / UNCHANGED_CACHE).unlink(missing_ok=True)
-    return run_child(spec, path)
-
-
-def _repeated_check(spec: dict[str, Any], path: Path) -> dict[str, Any]:
-    if not (path / UNCHANGED_CACHE).exists():
-        run_child(spec, path)  # untimed: the check before the repeated one
-    return run_child(spec, path)
+            cases[tool] = _bind(run_child, tool_spec("check", tool), path)
+        return _Workload("check", size, cases)
 
 
 def _in_parallel(tasks: list[Callable[[], Any]]) -> None:
@@ -590,25 +588,32 @@ def _compile_packages(tools: tuple[str, ...]) -> None:
     ``PYTHONDONTWRITEBYTECODE`` set, every measuring process would then
     compile the package again and pay for it, which no installed copy does.
     """
-    for tool in tools:
-        spec = importlib.util.find_spec(PACKAGES[tool])
+    for package in dict.fromkeys(PACKAGES[tool] for tool in tools):
+        spec = importlib.util.find_spec(package)
         for folder in (spec and spec.submodule_search_locations) or ():
             compileall.compile_dir(folder, quiet=1)
 
 
 def _init_repositories(tools: tuple[str, ...], folder: Path) -> dict[str, Path]:
-    """Each tool's repository, made once by its own ``init`` and copied after."""
+    """Each package's repository, made once by its ``init`` and copied after.
+
+    Keyed by package: ours and ours_plain share flask_migrate_alt's
+    repository and templates (each workload still gets a copy of its own).
+    """
     repositories = {}
     inits = []
     for tool in tools:
-        path = folder / tool
+        package = PACKAGES[tool]
+        if package in repositories:
+            continue
+        path = folder / package
         path.mkdir(parents=True)
         url = f"sqlite:///{path / 'unused.db'}"
         (path / f"{workloads.APP_MODULE}.py").write_text(
             workloads.app_source(tool, url)
         )
-        inits.append(_bind(run_child, {"op": "init", "package": PACKAGES[tool]}, path))
-        repositories[tool] = path / "migrations"
+        inits.append(_bind(run_child, tool_spec("init", tool), path))
+        repositories[package] = path / "migrations"
     _in_parallel(inits)
     return repositories
 

@@ -7,21 +7,50 @@ from pathlib import Path
 from typing import Any
 
 from .harness import BASELINE, FLOOR, READ_ONLY, summary
+from .workloads import TOOLS
 
-TOOLS = ("ours", "flask_migrate")
 LABELS = {
     "startup": "startup (import app)",
     "noop_upgrade": "no-op upgrade",
     "full_upgrade": "full upgrade",
     "extension": "startup: import the package + Migrate(app, db), in process",
-    "check": "check, no changes (first run)",
-    "check_repeat": "check, no changes (repeat run)",
+    "check": "check, no changes",
     "current": "current",
     "heads": "heads",
     "history": "history",
 }
 #: The workloads drawn against history size in plot.png.
 PLOTTED = ("noop_upgrade", *READ_ONLY)
+
+#: The ratios of medians reported, each (numerator, denominator), with what
+#: each tells.
+RATIOS = (
+    ("ours", "flask_migrate"),
+    ("ours_plain", "flask_migrate"),
+    ("ours", "ours_plain"),
+)
+MEANINGS = {
+    ("ours", "flask_migrate"): "what switching from Flask-Migrate changes",
+    ("ours_plain", "flask_migrate"): (
+        "the same without the speed-ups: the package on plain Alembic"
+    ),
+    ("ours", "ours_plain"): "what the speed-ups buy",
+}
+
+
+def ratio_name(pair: tuple[str, str]) -> str:
+    return f"{pair[0]} / {pair[1]}"
+
+
+def _tools(results: dict[str, Any]) -> list[str]:
+    """The tools measured in ``results``, in the order of :data:`TOOLS`."""
+    return [tool for tool in TOOLS if tool in results["tools"]]
+
+
+def _pairs(results: dict[str, Any]) -> list[tuple[str, str]]:
+    """The :data:`RATIOS` whose two tools were both measured."""
+    tools = _tools(results)
+    return [pair for pair in RATIOS if pair[0] in tools and pair[1] in tools]
 
 
 def write(results: dict[str, Any], out: Path) -> dict[str, Path]:
@@ -69,32 +98,39 @@ def _ratio(ours: float | None, theirs: float | None) -> float | None:
     return ours / theirs
 
 
+def _ratios(results: dict[str, Any], medians: dict[str, float | None]) -> dict:
+    """Each measured pair of :data:`RATIOS`, from the tools' medians."""
+    return {
+        ratio_name(pair): _ratio(medians.get(pair[0]), medians.get(pair[1]))
+        for pair in _pairs(results)
+    }
+
+
 #: The quantities compared, each summarised per measurement.
 QUANTITIES = ("seconds", "process_seconds", "max_rss_kib")
 
 
 def comparisons(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per workload, backend and N: both tools' time and memory.
+    """One row per workload, backend and N: every tool's time and memory.
 
-    For each of :data:`QUANTITIES` the row holds both summaries and the
-    ratio of the medians, ours / flask_migrate (``None`` without
-    Flask-Migrate).
+    For each of :data:`QUANTITIES` the row holds each tool's summary under
+    ``tools`` and, under ``ratios``, the ratio of the medians of each pair
+    of :data:`RATIOS` that was measured ("ours / flask_migrate", ...).
     """
+    tools = _tools(results)
+    keys = dict.fromkeys(
+        (m["workload"], m["backend"], m["n"])
+        for m in results["measurements"]
+        if m["tool"] in tools
+    )
     rows = []
-    for m in results["measurements"]:
-        if m["tool"] != "ours":
-            continue
-        key = (m["workload"], m["backend"], m["n"])
-        theirs = _find(results, *key, "flask_migrate")
+    for key in keys:
+        found = {tool: _find(results, *key, tool) for tool in tools}
         row: dict[str, Any] = {"workload": key[0], "backend": key[1], "n": key[2]}
         for quantity in QUANTITIES:
-            row[quantity] = {
-                "ours": m[quantity],
-                "flask_migrate": theirs and theirs[quantity],
-                "ratio": _ratio(
-                    m[quantity]["median"], theirs and theirs[quantity]["median"]
-                ),
-            }
+            stats = {tool: m and m[quantity] for tool, m in found.items()}
+            medians = {tool: s and s["median"] for tool, s in stats.items()}
+            row[quantity] = {"tools": stats, "ratios": _ratios(results, medians)}
         rows.append(row)
     return rows
 
@@ -111,22 +147,26 @@ def startup_overhead(results: dict[str, Any]) -> list[dict[str, Any]]:
         if none is None:
             continue
         row: dict[str, Any] = {"backend": backend, "none": none["seconds"]}
-        for tool in TOOLS:
+        row["tools"] = {}
+        for tool in _tools(results):
             m = _find(results, "startup", backend, None, tool)
             if m is None:
-                row[tool] = row[f"{tool}_overhead"] = None
+                row["tools"][tool] = None
                 continue
-            row[tool] = m["seconds"]
-            row[f"{tool}_overhead"] = summary(
-                [
-                    s["seconds"] - base["seconds"]
-                    for s, base in zip(m["samples"], none["samples"], strict=True)
-                ]
-            )
-        row["ratio"] = _ratio(
-            row["ours_overhead"] and row["ours_overhead"]["median"],
-            row["flask_migrate_overhead"] and row["flask_migrate_overhead"]["median"],
-        )
+            row["tools"][tool] = {
+                "startup": m["seconds"],
+                "overhead": summary(
+                    [
+                        s["seconds"] - base["seconds"]
+                        for s, base in zip(m["samples"], none["samples"], strict=True)
+                    ]
+                ),
+            }
+        medians = {
+            tool: found and found["overhead"]["median"]
+            for tool, found in row["tools"].items()
+        }
+        row["ratios"] = _ratios(results, medians)
         rows.append(row)
     return rows
 
@@ -140,11 +180,10 @@ def floor(results: dict[str, Any]) -> list[dict[str, Any]]:
         base = m["seconds"]["median"]
         row: dict[str, Any] = {"backend": m["backend"], "n": m["n"]}
         row["floor"] = m["seconds"]
-        for tool in TOOLS:
+        row["per_floor"] = {}
+        for tool in _tools(results):
             found = _find(results, "full_upgrade", m["backend"], m["n"], tool)
-            row[f"{tool}_per_floor"] = _ratio(
-                found and found["seconds"]["median"], base
-            )
+            row["per_floor"][tool] = _ratio(found and found["seconds"]["median"], base)
         rows.append(row)
     return rows
 
@@ -186,47 +225,84 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return lines
 
 
+def _where(row: dict[str, Any]) -> list[str]:
+    n = "-" if row["n"] is None else str(row["n"])
+    return [LABELS[row["workload"]], row["backend"], n]
+
+
+def ratio_table(results: dict[str, Any], quantity: str = "seconds") -> list[str]:
+    """The ratios of one quantity's medians, one column per pair."""
+    names = [ratio_name(pair) for pair in _pairs(results)]
+    rows = [
+        _where(row) + [_times(row[quantity]["ratios"][name]) for name in names]
+        for row in results["comparisons"]
+    ]
+    return _table(["workload", "backend", "N", *names], rows)
+
+
 def comparison_table(results: dict[str, Any], quantity: str = "seconds") -> list[str]:
-    """The main table: one quantity of both tools, and the ratio."""
+    """One quantity of every tool, median [min-max], and the ratios."""
     unit = "MiB" if quantity == "max_rss_kib" else "ms"
+    tools = _tools(results)
+    names = [ratio_name(pair) for pair in _pairs(results)]
     rows = []
     for row in results["comparisons"]:
-        rows.append(
-            [
-                LABELS[row["workload"]],
-                row["backend"],
-                "-" if row["n"] is None else str(row["n"]),
-                _spread(row[quantity]["ours"], unit),
-                _spread(row[quantity]["flask_migrate"], unit),
-                _times(row[quantity]["ratio"]),
-            ]
-        )
-    header = [
-        "workload",
-        "backend",
-        "N",
-        f"ours median [min-max] ({unit})",
-        f"flask_migrate median [min-max] ({unit})",
-        "ratio",
-    ]
-    return _table(header, rows)
+        cells = _where(row)
+        cells += [_spread(row[quantity]["tools"][tool], unit) for tool in tools]
+        cells += [_times(row[quantity]["ratios"][name]) for name in names]
+        rows.append(cells)
+    header = ["workload", "backend", "N"]
+    header += [f"{tool} median [min-max] ({unit})" for tool in tools]
+    return _table(header + names, rows)
+
+
+def _legend(results: dict[str, Any]) -> str:
+    """What each ratio column means, for the tools measured."""
+    parts = [f"**{ratio_name(pair)}**: {MEANINGS[pair]}" for pair in _pairs(results)]
+    return "; ".join(parts) + "." if parts else ""
 
 
 def markdown(results: dict[str, Any]) -> str:
     plan = results["plan"]
     command = "python -m bench" + (" --quick" if plan["mode"] == "quick" else "")
+    tools = _tools(results)
+    if tuple(tools) != TOOLS:
+        command += " --tools " + ",".join(tools)
     lines = [
         "# flask_migrate_alt against Flask-Migrate",
         "",
         f"`{command}` on {results['generated']}: {plan['repeat']} repetitions "
-        "of every measurement, each in a fresh Python process, alternating the "
-        "tools. Times are of the measured operation alone: median [min-max] "
-        "in milliseconds. ratio = ours / flask_migrate (medians; below 1.00x "
-        "ours is faster). N is the number of revisions in the history, or of "
-        "tables for check.",
+        "of every measurement, each in a fresh Python process, rotating the "
+        "tools. **ours** is flask_migrate_alt, **ours_plain** the same "
+        "package with its speed-ups off (`FLASK_DB_SPEEDUPS=0`: plain "
+        "Alembic), **flask_migrate** Flask-Migrate 4.1. Times are of the "
+        "measured operation alone: median [min-max] in milliseconds. Each "
+        "ratio is of the medians; below 1.00x the first tool is faster. N is "
+        "the number of revisions in the history, or of tables for check.",
         "",
     ]
     lines += [*(f"> {note}" for note in plan["notes"]), ""] if plan["notes"] else []
+    if _pairs(results):
+        lines += [
+            "## Ratios",
+            "",
+            _legend(results),
+            "",
+            "flask_migrate_alt imports Alembic inside the command that needs "
+            "it, Flask-Migrate with the app: the timed operation of ours and "
+            "ours_plain includes that import (where the command needs "
+            "Alembic), Flask-Migrate's startup does. The whole process counts "
+            "it for every tool.",
+            "",
+            "### Timed operation",
+            "",
+            *ratio_table(results),
+            "",
+            "### Whole process",
+            "",
+            *ratio_table(results, "process_seconds"),
+            "",
+        ]
     lines += ["## Time", "", *comparison_table(results), ""]
     lines += [
         "## Startup overhead",
@@ -235,35 +311,25 @@ def markdown(results: dict[str, Any]) -> str:
         "extension, minus importing the same app with no migration extension "
         "(paired per repetition; startup is measured "
         f"{max(plan['repeat'], plan.get('startup_repeat', 0))} times), in "
-        "milliseconds. overhead ratio = ours / flask_migrate. A difference "
+        "milliseconds; the ratios are of the overheads. A difference "
         "of two imports of about half a second each: on a shared machine "
         "its spread can cross zero. The row *startup: import the package + "
         "Migrate(app, db), in process* of the Time table measures the same "
         "cost directly, after the app's other imports.",
         "",
     ]
+    names = [ratio_name(pair) for pair in _pairs(results)]
+    overhead_rows = []
+    for row in results["startup_overhead"]:
+        found = [row["tools"][tool] for tool in tools]
+        overhead_rows.append(
+            [row["backend"], _spread(row["none"])]
+            + [_spread(f and f["overhead"]) for f in found]
+            + [_times(row["ratios"][name]) for name in names]
+        )
     lines += _table(
-        [
-            "backend",
-            "no extension",
-            "ours",
-            "flask_migrate",
-            "ours overhead",
-            "flask_migrate overhead",
-            "overhead ratio",
-        ],
-        [
-            [
-                row["backend"],
-                _spread(row["none"]),
-                _spread(row["ours"]),
-                _spread(row["flask_migrate"]),
-                _spread(row["ours_overhead"]),
-                _spread(row["flask_migrate_overhead"]),
-                _times(row["ratio"]),
-            ]
-            for row in results["startup_overhead"]
-        ],
+        ["backend", "no extension", *(f"{tool} overhead" for tool in tools), *names],
+        overhead_rows,
     )
     lines += [
         "",
@@ -274,15 +340,10 @@ def markdown(results: dict[str, Any]) -> str:
         "",
     ]
     lines += _table(
-        ["backend", "N", "create_all floor", "ours / floor", "flask_migrate / floor"],
+        ["backend", "N", "create_all floor", *(f"{tool} / floor" for tool in tools)],
         [
-            [
-                row["backend"],
-                str(row["n"]),
-                _spread(row["floor"]),
-                _times(row["ours_per_floor"]),
-                _times(row["flask_migrate_per_floor"]),
-            ]
+            [row["backend"], str(row["n"]), _spread(row["floor"])]
+            + [_times(row["per_floor"][tool]) for tool in tools]
             for row in results["floor"]
         ],
     )
@@ -325,7 +386,7 @@ def markdown(results: dict[str, Any]) -> str:
     lines.append(f"- wall time of the whole run: {results['wall_seconds']:.0f} s")
     lines.append("")
     if results.get("plot") == "plot.png":
-        lines += ["![cost against history size](plot.png)", ""]
+        lines += ["![cost against history size, and the ratios](plot.png)", ""]
     else:
         lines += [f"plot.png not written: {results.get('plot')}", ""]
     return "\n".join(lines)
@@ -333,59 +394,143 @@ def markdown(results: dict[str, Any]) -> str:
 
 # --- plot ------------------------------------------------------------------
 
+COLORS = {"ours": "tab:blue", "ours_plain": "tab:green", "flask_migrate": "tab:orange"}
+RATIO_COLORS = {
+    ("ours", "flask_migrate"): "tab:blue",
+    ("ours_plain", "flask_migrate"): "tab:green",
+    ("ours", "ours_plain"): "tab:purple",
+}
+#: Workload names short enough for the ratio panels' axis.
+SHORT = {
+    **LABELS,
+    "startup": "startup",
+    "extension": "import + Migrate()",
+    "check": "check",
+}
+
 
 def plot(results: dict[str, Any], path: Path) -> str | None:
-    """Draw cost against history size; return why not, or ``None`` when drawn."""
+    """Draw cost against history size and the ratios; return why not, or None."""
     try:
         from matplotlib.figure import Figure
     except ImportError:
         return 'matplotlib is not installed (pip install -e ".[bench]")'
-    figure = Figure(figsize=(11, 8), layout="constrained")
-    axes = figure.subplots(2, 2).flatten()
+    backends = list(dict.fromkeys(m["backend"] for m in results["measurements"]))
+    pairs = _pairs(results)
+    mosaic = [list(PLOTTED[:2]), list(PLOTTED[2:])]
+    heights = [1.0, 1.0]
+    if pairs:
+        ratio_panels = [f"ratios {backend}" for backend in backends]
+        mosaic.append(ratio_panels * 2 if len(ratio_panels) == 1 else ratio_panels)
+        heights.append(1.7)
+    figure = Figure(figsize=(12, 6.5 + 5 * bool(pairs)), layout="constrained")
+    axes = figure.subplot_mosaic(mosaic, height_ratios=heights)
+    for workload in PLOTTED:
+        _draw_against_n(results, axes[workload], workload, backends)
+    for backend in backends if pairs else ():
+        _draw_ratios(results, axes[f"ratios {backend}"], backend, pairs)
+    figure.suptitle(
+        "flask_migrate_alt (ours), without speed-ups (ours_plain) and "
+        "Flask-Migrate 4.1 (flask_migrate)"
+    )
+    figure.savefig(path, dpi=110)
+    return None
+
+
+def _draw_against_n(
+    results: dict[str, Any], ax: Any, workload: str, backends: list[str]
+) -> None:
+    """Median time against history size, a line per tool and backend."""
     styles = {"sqlite": ("-", "o"), "postgresql": ("--", "s")}
-    colors = {"ours": "tab:blue", "flask_migrate": "tab:orange"}
     sizes_measured = sorted(
         {m["n"] for m in results["measurements"] if m["workload"] in PLOTTED}
     )
-    for ax, workload in zip(axes, PLOTTED, strict=True):
-        drawn = False
-        for tool in TOOLS:
-            for backend in dict.fromkeys(m["backend"] for m in results["measurements"]):
-                points = sorted(
-                    (m["n"], m["seconds"])
-                    for m in results["measurements"]
-                    if (m["workload"], m["backend"], m["tool"])
-                    == (workload, backend, tool)
-                )
-                if not points:
-                    continue
-                sizes = [n for n, _ in points]
-                medians = [s["median"] * 1000 for _, s in points]
-                low = [(s["median"] - s["min"]) * 1000 for _, s in points]
-                high = [(s["max"] - s["median"]) * 1000 for _, s in points]
-                linestyle, marker = styles.get(backend, (":", "^"))
-                ax.errorbar(
-                    sizes,
-                    medians,
-                    yerr=[low, high],
-                    label=f"{tool}, {backend}",
-                    color=colors[tool],
-                    linestyle=linestyle,
-                    marker=marker,
-                    capsize=3,
-                )
-                drawn = True
-        ax.set_title(LABELS[workload])
-        ax.set_xlabel("history size N (revisions)")
-        ax.set_ylabel("median time (ms), bars: min-max")
-        if drawn:
-            ax.set_xscale("log")
-            ax.set_xticks(sizes_measured, [str(n) for n in sizes_measured])
-            ax.minorticks_off()
-            ax.set_ylim(bottom=0)
-            ax.legend(fontsize="small")
-        else:
-            ax.text(0.5, 0.5, "not measured", ha="center", transform=ax.transAxes)
-    figure.suptitle("flask_migrate_alt (ours) and Flask-Migrate: cost against N")
-    figure.savefig(path, dpi=110)
-    return None
+    drawn = False
+    for tool in _tools(results):
+        for backend in backends:
+            points = sorted(
+                (m["n"], m["seconds"])
+                for m in results["measurements"]
+                if (m["workload"], m["backend"], m["tool"]) == (workload, backend, tool)
+            )
+            if not points:
+                continue
+            medians = [s["median"] * 1000 for _, s in points]
+            low = [(s["median"] - s["min"]) * 1000 for _, s in points]
+            high = [(s["max"] - s["median"]) * 1000 for _, s in points]
+            linestyle, marker = styles.get(backend, (":", "^"))
+            ax.errorbar(
+                [n for n, _ in points],
+                medians,
+                yerr=[low, high],
+                label=f"{tool}, {backend}",
+                color=COLORS[tool],
+                linestyle=linestyle,
+                marker=marker,
+                capsize=3,
+            )
+            drawn = True
+    ax.set_title(LABELS[workload])
+    ax.set_xlabel("history size N (revisions)")
+    ax.set_ylabel("median time (ms), bars: min-max")
+    if drawn:
+        ax.set_xscale("log")
+        ax.set_xticks(sizes_measured, [str(n) for n in sizes_measured])
+        ax.minorticks_off()
+        ax.set_ylim(bottom=0)
+        ax.legend(fontsize="x-small")
+    else:
+        ax.text(0.5, 0.5, "not measured", ha="center", transform=ax.transAxes)
+
+
+def _draw_ratios(
+    results: dict[str, Any], ax: Any, backend: str, pairs: list[tuple[str, str]]
+) -> None:
+    """Grouped bars of the time ratios, each workload at its largest N."""
+    from matplotlib.ticker import FuncFormatter
+
+    largest: dict[str, dict[str, Any]] = {}
+    for row in results["comparisons"]:
+        if row["backend"] != backend:
+            continue
+        kept = largest.get(row["workload"])
+        if kept is None or (row["n"] or 0) > (kept["n"] or 0):
+            largest[row["workload"]] = row
+    rows = list(largest.values())
+    height = 0.8 / len(pairs)
+    for index, pair in enumerate(pairs):
+        name = ratio_name(pair)
+        ys = [
+            place + (index - (len(pairs) - 1) / 2) * height
+            for place in range(len(rows))
+        ]
+        ratios = [row["seconds"]["ratios"][name] for row in rows]
+        # Bars start at 1.00x: leftwards the first tool is faster.
+        bars = ax.barh(
+            ys,
+            [(ratio or 1.0) - 1.0 for ratio in ratios],
+            left=1.0,
+            height=height,
+            color=RATIO_COLORS[pair],
+            label=name,
+        )
+        ax.bar_label(bars, labels=[_times(r) for r in ratios], fontsize=6, padding=2)
+    labels = [
+        SHORT[row["workload"]] + ("" if row["n"] is None else f", N={row['n']}")
+        for row in rows
+    ]
+    ax.set_yticks(range(len(rows)), labels, fontsize="small")
+    ax.invert_yaxis()
+    ax.axvline(1.0, color="black", linewidth=0.8)
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}x"))
+    ax.set_xlabel("ratio of the medians (log scale; left of 1x: faster)")
+    ax.margins(x=0.1)  # room for the labels at the ends of the longest bars
+    ax.set_title(f"{backend}: ratios of the timed operation")
+    # Below the axes: inside, it would cover the bars of some workload.
+    ax.legend(
+        fontsize="x-small",
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.12),
+        ncol=len(pairs),
+    )
