@@ -288,39 +288,28 @@ def _revision_file(directory: str | None, revision: str) -> str | None:
 
 @contextmanager
 def missing_revisions_named(directory: str | None = None) -> Iterator[None]:
-    """Turn Alembic's KeyError for a missing down_revision into a clear error.
+    """Turn Alembic's report of a missing down_revision into a clear error.
 
     Alembic warns "Revision X referenced from ... is not present" and then
-    fails with ``KeyError: 'X'``. The warning is kept (not shown) and, if
-    the KeyError follows, becomes a :class:`RuntimeError` naming both
-    revisions, the file to fix (looked for in ``directory``'s version
-    folders) and the fix.
+    fails with a bare ``KeyError: 'X'``. That one warning is raised as an
+    exception here (no other warning is touched) and becomes a
+    :class:`RuntimeError` naming both revisions, the file to fix (looked for
+    in ``directory``'s version folders) and the fix.
     """
-    with warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings():
         warnings.filterwarnings(
-            "always", message=r"Revision \S+ referenced from .* is not present"
+            "error", message=r"Revision \S+ referenced from .* is not present"
         )
         try:
             yield
-        except KeyError as exc:
-            for warning in caught:
-                found = _NOT_PRESENT.match(str(warning.message))
-                if found and repr(found["missing"]) == str(exc):
-                    where = _revision_file(directory, found["revision"])
-                    raise RuntimeError(
-                        f"revision {found['revision']} names down_revision "
-                        f"{found['missing']!r}, which no revision file defines; "
-                        f"fix down_revision in {where or 'its revision file'} "
-                        "or restore the missing revision"
-                    ) from exc
-            raise
-        finally:
-            # Anything else Alembic warned about is shown as usual.
-            for warning in caught:
-                if not _NOT_PRESENT.match(str(warning.message)):
-                    warnings.warn_explicit(
-                        warning.message,
-                        warning.category,
-                        warning.filename,
-                        warning.lineno,
-                    )
+        except UserWarning as exc:
+            found = _NOT_PRESENT.match(str(exc))
+            if found is None:
+                raise
+            where = _revision_file(directory, found["revision"])
+            raise RuntimeError(
+                f"revision {found['revision']} names down_revision "
+                f"{found['missing']!r}, which no revision file defines; "
+                f"fix down_revision in {where or 'its revision file'} "
+                "or restore the missing revision"
+            ) from exc
