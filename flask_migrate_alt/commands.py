@@ -181,10 +181,15 @@ def _shipped_env(directory: str) -> bool:
 def _fast_path_allowed(path: str) -> bool:
     """Whether an upgrade with nothing to do may skip env.py.
 
-    Only with the shipped env.py and no ``@migrate.configure`` callbacks
-    (both of which may do more than migrate).
+    Only with the speed-ups on (see :mod:`.speedups`), the shipped env.py
+    and no ``@migrate.configure`` callbacks (both of which may do more than
+    migrate); otherwise Alembic's upgrade runs, as plain Alembic would.
     """
-    return not current_state().migrate.configure_callbacks and _shipped_env(path)
+    return (
+        speedups.active()
+        and not current_state().migrate.configure_callbacks
+        and _shipped_env(path)
+    )
 
 
 def _already_at_heads(

@@ -9,6 +9,7 @@ cache alone must print exactly what Alembic prints.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -696,7 +697,10 @@ def test_graph_matches_alembic_on_generated_histories() -> None:
 
 
 def test_speedups_off_leave_everything_to_alembic(
-    app: Flask, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    app: Flask,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     from alembic.script import ScriptDirectory
 
@@ -707,6 +711,12 @@ def test_speedups_off_leave_everything_to_alembic(
         fma.revision(message="first", rev_id="a1")
         fma.revision(message="second", rev_id="a2")
         fma.upgrade()
+        fma.heads()  # writes the revision cache
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="alembic"):
+            assert fma.upgrade() == []  # answered without Alembic
+        assert not any("Context impl" in r.getMessage() for r in caplog.records)
+        caplog.clear()
         capsys.readouterr()
         fma.heads()
         fma.history()
@@ -720,7 +730,19 @@ def test_speedups_off_leave_everything_to_alembic(
         fma.heads()
         fma.history()
         assert capsys.readouterr().out == with_speedups
+        # The no-op upgrade now goes through Alembic's upgrade and env.py.
+        import alembic.command
+
+        calls: list[str] = []
+        plain_upgrade = alembic.command.upgrade
+
+        def upgrade(config: object, revision: str, **kwargs: object) -> None:
+            calls.append(revision)
+            plain_upgrade(config, revision, **kwargs)
+
+        monkeypatch.setattr(alembic.command, "upgrade", upgrade)
         assert fma.upgrade() == []
+        assert calls == ["head"]
 
 
 def test_speedups_off_outside_the_tested_releases(
