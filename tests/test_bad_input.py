@@ -402,7 +402,7 @@ CASES = [
         _at_head,
         None,
         ["db", "upgrade", "--no-such-option"],
-        ("No such option '--no-such-option'",),
+        ("No such option", "--no-such-option"),
         status=2,
     ),
 ]
