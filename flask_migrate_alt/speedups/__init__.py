@@ -58,7 +58,7 @@ __all__ = [
 #: (major, minor) releases the speed-ups were tested on, lowest and newest,
 #: both ends included: CI runs the whole suite on each end.
 TESTED: dict[str, tuple[tuple[int, int], tuple[int, int]]] = {
-    "alembic": ((1, 13), (1, 20)),
+    "alembic": ((1, 16), (1, 20)),
     "sqlalchemy": ((2, 0), (2, 1)),
 }
 
