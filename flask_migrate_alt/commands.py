@@ -87,6 +87,9 @@ def _restores_configure_args(f: Callable[P, R]) -> Callable[P, R]:
     Flask-Migrate store their ``process_revision_directives`` hook in it, and
     left there the hook of one command would be used by the next one in the
     same process (a test suite, a deploy script).
+
+    A revision naming a down_revision no file defines is reported by name
+    (see :func:`~flask_migrate_alt.errors.missing_revisions_named`).
     """
 
     @functools.wraps(f)
