@@ -761,3 +761,34 @@ def test_speedups_off_outside_the_tested_releases(
         assert not speedups.active()
     finally:
         speedups._tested_releases.cache_clear()
+
+
+def test_a_revision_module_runs_once(app: Flask) -> None:
+    """Asking a lazily read revision for a name it lacks imports it once.
+
+    lint() probes for upgrade_<bind>() functions a revision may not have;
+    each probe must not run the file's module-level code again.
+    """
+    with app.app_context():
+        fma.init()
+        script = fma.revision(message="first", rev_id="a1")
+        assert script is not None and not isinstance(script, list)
+        path = Path(script.path)
+        path.write_text(
+            path.read_text()
+            + "\nimport builtins\n"
+            + "builtins.fma_runs = getattr(builtins, 'fma_runs', 0) + 1\n"
+        )
+        import builtins
+
+        builtins.fma_runs = 0  # type: ignore[attr-defined]
+        try:
+            fma.heads()  # writes the revision cache
+            revision = fma.script_directory().get_revision("a1")
+            assert revision is not None
+            for _ in range(3):
+                assert not hasattr(revision.module, "upgrade_nosuchbind")
+            assert callable(revision.module.upgrade)
+            assert builtins.fma_runs == 1  # type: ignore[attr-defined]
+        finally:
+            del builtins.fma_runs  # type: ignore[attr-defined]

@@ -50,17 +50,29 @@ class _LazyModule(types.ModuleType):
             setattr(self, name, found[name])
         self.__file__ = str(path)
         self._fma_path = path
+        self._fma_loaded = False
 
     def __getattr__(self, name: str) -> Any:
         # Alembic probes a legacy attribute no revision file sets; that alone
         # must not import the file.
-        if name.startswith("__") or name in ("_fma_path", "_alembic_source_encoding"):
+        if name.startswith("__") or name in (
+            "_fma_path",
+            "_fma_loaded",
+            "_alembic_source_encoding",
+        ):
             raise AttributeError(name)
+        if self._fma_loaded:
+            # Imported already, and the file does not define the name: a
+            # second import would run its module-level code again.
+            raise AttributeError(
+                f"revision module {self.__name__!r} has no attribute {name!r}"
+            )
         path = self._fma_path
         module = load_python_file(str(path.parent), path.name)
         for key, value in vars(module).items():
             if key not in ("__name__", "__doc__"):
                 setattr(self, key, value)
+        self._fma_loaded = True
         return getattr(module, name)
 
 
