@@ -17,7 +17,7 @@ import re
 import sys
 import warnings
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import ParamSpec, TypeVar
 
 __all__ = [
@@ -257,21 +257,21 @@ def catch_errors(f: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-# Alembic's warning when a revision names a down_revision or dependency no
-# revision file defines; it then fails with a bare KeyError.
-_NOT_PRESENT = re.compile(
-    r"^Revision (?P<missing>\S+) referenced from .*?-> (?P<revision>[^\s,]+)"
-)
+# Alembic's warning before the KeyError.
+_NOT_PRESENT = re.compile(r"^Revision (\S+) referenced from .* is not present")
 
 
-def _revision_file(directory: str | None, revision: str) -> str | None:
-    """The file below ``directory``'s version folders that defines ``revision``."""
+def _referencing(directory: str | None, missing: str) -> tuple[str, str] | None:
+    """(revision id, file) of a revision file that names ``missing`` as its
+    down_revision or in depends_on, found by reading the version folders."""
     from .paths import is_revision_file, version_folders
 
     if directory is None:
         return None
-    assignment = re.compile(
-        rf"""^revision\s*(?::[^=]*)?=\s*['"]{re.escape(revision)}['"]""", re.MULTILINE
+    quoted = rf"""['"]{re.escape(missing)}['"]"""
+    names = re.compile(rf"^(?:down_revision|depends_on)\b[^\n]*{quoted}", re.MULTILINE)
+    revision = re.compile(
+        r"""^revision\s*(?::[^=]*)?=\s*['"]([^'"]+)['"]""", re.MULTILINE
     )
     for folder in version_folders(directory):
         for path in sorted(folder.glob("*.py")):
@@ -281,35 +281,48 @@ def _revision_file(directory: str | None, revision: str) -> str | None:
                 text = path.read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError):
                 continue
-            if assignment.search(text):
-                return os.path.abspath(path)
+            found = revision.search(text)
+            if found and names.search(text):
+                return found.group(1), os.path.abspath(path)
     return None
 
 
 @contextmanager
 def missing_revisions_named(directory: str | None = None) -> Iterator[None]:
-    """Turn Alembic's report of a missing down_revision into a clear error.
+    """Turn Alembic's KeyError for a missing down_revision into a clear error.
 
     Alembic warns "Revision X referenced from ... is not present" and then
-    fails with a bare ``KeyError: 'X'``. That one warning is raised as an
-    exception here (no other warning is touched) and becomes a
-    :class:`RuntimeError` naming both revisions, the file to fix (looked for
-    in ``directory``'s version folders) and the fix.
+    fails with a bare ``KeyError: 'X'``. The KeyError becomes a
+    :class:`RuntimeError` naming the revision that refers to ``X``, its file
+    (found in ``directory``'s version folders) and the fix. On the main
+    thread (the ``flask db`` command, a deploy script) Alembic's warning is
+    kept quiet meanwhile, so that the error is one line; other threads leave
+    the process's warning filters alone, which are not thread-safe.
     """
-    with warnings.catch_warnings():
-        warnings.filterwarnings(
-            "error", message=r"Revision \S+ referenced from .* is not present"
-        )
+    import threading
+
+    with ExitStack() as stack:
+        if threading.current_thread() is threading.main_thread():
+            stack.enter_context(warnings.catch_warnings())
+            warnings.filterwarnings(
+                "ignore", message=r"Revision \S+ referenced from .* is not present"
+            )
         try:
             yield
-        except UserWarning as exc:
-            found = _NOT_PRESENT.match(str(exc))
+        except (KeyError, UserWarning) as exc:
+            # A UserWarning when the warning filters turn warnings into errors.
+            missing = exc.args[0] if len(exc.args) == 1 else None
+            if isinstance(exc, UserWarning):
+                warned = _NOT_PRESENT.match(str(missing))
+                missing = warned.group(1) if warned else None
+            found = (
+                _referencing(directory, missing) if isinstance(missing, str) else None
+            )
             if found is None:
                 raise
-            where = _revision_file(directory, found["revision"])
+            revision, path = found
             raise RuntimeError(
-                f"revision {found['revision']} names down_revision "
-                f"{found['missing']!r}, which no revision file defines; "
-                f"fix down_revision in {where or 'its revision file'} "
-                "or restore the missing revision"
+                f"revision {revision} names down_revision {missing!r}, which no "
+                f"revision file defines; fix down_revision in {path} or restore "
+                "the missing revision"
             ) from exc

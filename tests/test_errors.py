@@ -6,6 +6,7 @@ is the table in test_bad_input.py; these are the cases that do not fit it.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -96,3 +97,81 @@ def test_own_messages_shown_when_alembic_ini_does_not_name_our_logger(
         logger.handlers[:] = saved[1]
         logger.propagate = saved[2]
     assert "No changes in schema detected." in caplog.text
+
+
+def test_missing_down_revision_named_from_a_worker_thread(
+    make_app: Callable[..., Flask], url: str
+) -> None:
+    """Off the main thread the warning filters are left alone (they are not
+    thread-safe), and the error still names the revision and its file."""
+    import threading
+
+    app = make_app(url)
+    with app.app_context():
+        fma.init()
+    path = Path("migrations", "versions", "orphan_lost.py").absolute()
+    path.write_text(
+        "revision = 'orphan'\ndown_revision = 'nowhere'\n"
+        "branch_labels = None\ndepends_on = None\n\n"
+        "def upgrade():\n    pass\n\ndef downgrade():\n    pass\n"
+    )
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        with app.app_context():
+            try:
+                fma.upgrade()
+            except BaseException as exc:  # noqa: BLE001 - examined below
+                failures.append(exc)
+
+    filters = list(warnings.filters)
+    worker = threading.Thread(target=run)
+    worker.start()
+    worker.join()
+    assert warnings.filters == filters
+    [failure] = failures
+    assert isinstance(failure, fma.CommandFailed)
+    assert "revision orphan names down_revision 'nowhere'" in failure.message
+    assert str(path) in failure.message
+
+
+def test_commands_off_the_main_thread_leave_warning_filters_alone(
+    make_app: Callable[..., Flask], url: str
+) -> None:
+    """While a worker thread migrates, the process's warning filters (shared
+    by every thread) stay as they were."""
+    import builtins
+    import threading
+
+    app = make_app(url)
+    with app.app_context():
+        fma.init()
+    Path("migrations", "versions", "r1_wait.py").write_text(
+        "import builtins\n"
+        "revision = 'r1'\ndown_revision = None\n"
+        "branch_labels = None\ndepends_on = None\n\n"
+        "def upgrade():\n"
+        "    builtins.fma_running.set()\n"
+        "    builtins.fma_release.wait(10)\n\n"
+        "def downgrade():\n    pass\n"
+    )
+    running, release = threading.Event(), threading.Event()
+    builtins.fma_running, builtins.fma_release = running, release  # type: ignore[attr-defined]
+    applied: list[list[str]] = []
+
+    def run() -> None:
+        with app.app_context():
+            applied.append(fma.upgrade())
+
+    filters = list(warnings.filters)
+    worker = threading.Thread(target=run)
+    worker.start()
+    try:
+        assert running.wait(10)
+        during = list(warnings.filters)
+    finally:
+        release.set()
+        worker.join()
+        del builtins.fma_running, builtins.fma_release  # type: ignore[attr-defined]
+    assert during == filters
+    assert applied == [["r1"]]
