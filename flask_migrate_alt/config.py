@@ -108,11 +108,15 @@ def _find_branch_folders(config: Config, directory: str) -> None:
 
     Alembic only finds revisions in its version locations, and puts a new
     revision in a folder only if that folder is one. Unless ``alembic.ini``
-    lists its own ``version_locations``, every folder below ``versions/`` is
+    lists its own ``version_locations`` or reads them recursively
+    (``recursive_version_locations``), every folder below ``versions/`` is
     added to the default one, so that creating a branch needs no editing.
     """
     if config.get_main_option("version_locations") is not None:
         return
+    recursive = config.get_main_option("recursive_version_locations", "false")
+    if recursive.strip().lower() in ("true", "yes", "on", "1", "t", "y"):
+        return  # Alembic reads the subfolders itself (twice, if added here)
     folders = version_folders(directory)
     if len(folders) > 1:
         config.set_main_option("path_separator", "os")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import inspect
 import logging
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -877,3 +878,30 @@ def test_catch_errors_on_own_function(capsys: pytest.CaptureFixture[str]) -> Non
 
 # --------------------------------------------------------------------------
 # the garbage collector
+
+
+@pytest.mark.parametrize("speedups", ["1", "0"])
+def test_recursive_version_locations_read_branch_folders_once(
+    app: Flask,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    speedups: str,
+) -> None:
+    """With recursive_version_locations Alembic reads versions/<branch>/ itself;
+    adding the folder again made it load each of its files twice (a warning)."""
+    monkeypatch.setenv("FLASK_DB_SPEEDUPS", speedups)
+    with app.app_context():
+        fma.init()
+        fma.revision(message="main", rev_id="m1")
+        fma.revision(message="audit", branch="audit", rev_id="a1")
+        ini = Path("migrations", "alembic.ini")
+        ini.write_text(
+            ini.read_text().replace(
+                "[alembic]\n", "[alembic]\nrecursive_version_locations = true\n", 1
+            )
+        )
+        capsys.readouterr()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            heads = fma.heads()
+    assert sorted(h.revision for h in heads) == ["a1", "m1"]

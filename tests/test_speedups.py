@@ -792,3 +792,31 @@ def test_a_revision_module_runs_once(app: Flask) -> None:
             assert builtins.fma_runs == 1  # type: ignore[attr-defined]
         finally:
             del builtins.fma_runs  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("speedups", ["1", "0"])
+def test_a_folder_listed_twice_warns_as_alembic_warns(
+    app: Flask, monkeypatch: pytest.MonkeyPatch, speedups: str
+) -> None:
+    import warnings
+
+    monkeypatch.setenv("FLASK_DB_SPEEDUPS", speedups)
+    with app.app_context():
+        fma.init()
+        fma.revision(message="first", rev_id="a1")
+        ini = Path("migrations", "alembic.ini")
+        ini.write_text(
+            ini.read_text().replace(
+                "[alembic]\n",
+                "[alembic]\npath_separator = space\n"
+                "version_locations = %(here)s/versions %(here)s/versions\n",
+                1,
+            )
+        )
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            heads = fma.heads()
+    assert [h.revision for h in heads] == ["a1"]
+    assert [str(w.message).split(" loaded twice!")[0] for w in caught] == [
+        f"File {Path('migrations/versions/a1_first.py').resolve()}"
+    ]

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from alembic.script import Script, ScriptDirectory
-from alembic.util import load_python_file
+from alembic.util import load_python_file, warn
 
 from ..paths import CACHE_FILE, CACHE_VERSION, is_revision_file
 
@@ -263,9 +263,16 @@ class CachedScriptDirectory(ScriptDirectory):
             # Alembic's own listing, so both see exactly the same files.
             for file_path in Script._list_py_dir(self, location):
                 real_path = _resolved(Path(file_path), real_folders)
-                if real_path in seen or not is_revision_file(real_path.name):
+                if real_path in seen:
+                    # Alembic's warning, word for word.
+                    warn(
+                        f"File {real_path} loaded twice! ignoring. "
+                        "Please ensure version_locations is unique."
+                    )
                     continue
                 seen.add(real_path)
+                if not is_revision_file(real_path.name):
+                    continue
                 folder = real_path.parent
                 if folder not in caches:
                     caches[folder] = _Cache(folder)
