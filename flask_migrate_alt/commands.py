@@ -31,7 +31,6 @@ if TYPE_CHECKING:
     from alembic.script import Script, ScriptDirectory
 
     from .config import Config
-    from .speedups.graph import RevisionGraph
 
 __all__ = [
     "branches",
@@ -162,125 +161,14 @@ def _guarded(directory: str | os.PathLike[str] | None) -> Iterator[None]:
         yield
 
 
-def _shipped_env(directory: str) -> bool:
-    """Tell whether the repository's env.py is one of the shipped templates'.
+def _scripts() -> Callable[[str], ScriptDirectory]:
+    """Build a repository's ScriptDirectory from its path, for the speed-ups.
 
-    Only then is it known that running env.py for an upgrade with nothing to
-    apply does nothing else (a custom env.py may seed data, log, ...).
+    Keeps the Migrate object: a list answered from the revision cache may
+    be filled after the app context has ended.
     """
-    from .paths import template_root
-
-    try:
-        env = (Path(directory) / "env.py").read_bytes()
-    except OSError:
-        return False
-    return any(
-        (folder / "env.py").read_bytes() == env
-        for folder in template_root().iterdir()
-        if (folder / "env.py").is_file()
-    )
-
-
-def _fast_path_allowed(path: str) -> bool:
-    """Whether an upgrade with nothing to do may skip env.py.
-
-    Only with the speed-ups on (see :mod:`.speedups`), the shipped env.py
-    and no ``@migrate.configure`` callbacks (both of which may do more than
-    migrate); otherwise Alembic's upgrade runs, as plain Alembic would.
-    """
-    return (
-        speedups.active()
-        and not current_state().migrate.configure_callbacks
-        and _shipped_env(path)
-    )
-
-
-def _already_at_heads(
-    config: Config, directory: str | os.PathLike[str] | None, target: str
-) -> bool:
-    """The fast path of the common deploy: is every database already at head?
-
-    Answered from the revision cache and one query of each version table,
-    without importing revision files or running env.py; the caller has
-    checked :func:`_fast_path_allowed`. Several heads for 'head' answer
-    False, and the normal path decides.
-    """
-    # The databases first: one that has no revision yet (a first deploy)
-    # settles it without reading the history, which Alembic is about to do.
-    found = each_database(directory, lambda context, db: context.get_current_heads())
-    currents = list(found.values()) if isinstance(found, dict) else [found]
-    if not all(currents):
-        return False
-    heads = set(_script(config).get_heads())
-    if not heads or (target == "head" and len(heads) > 1):
-        return False
-    return all(set(current) == heads for current in currents)
-
-
-def _at_heads_without_alembic(
-    directory: str | os.PathLike[str] | None, target: str
-) -> bool | None:
-    """The cheapest check for an upgrade with nothing to do; None if unsure.
-
-    See :mod:`.speedups`. On top of :func:`_fast_path_allowed`, which the
-    caller has checked: no ``get_config`` override and no
-    ``app.config["ALEMBIC"]``, since the Config that would tell what they
-    change is not built here. False means there is something to do, as far
-    as the revision cache and the version tables tell; if that is ever
-    wrong, Alembic's own upgrade finds nothing to do, which is only slower.
-    """
-    if not _default_config():
-        return None
-    path = repository(directory)
-    heads = speedups.heads(path)
-    if not heads:
-        return None
-    if target == "head" and len(heads) > 1:
-        return False  # Alembic reports the several heads
-    return speedups.databases_at(heads, is_multidb(path), context_options())
-
-
-def _default_config() -> bool:
-    """Whether the Config would be the one ``alembic.ini`` alone describes.
-
-    That is: no ``get_config`` override, no ``@migrate.configure``
-    callbacks and no ``app.config["ALEMBIC"]``, any of which may change
-    where revisions are found. The cache-only answers (see :mod:`.speedups`)
-    read ``alembic.ini`` themselves and need this to be true.
-    """
-    from flask import current_app
-
-    state = current_state()
-    return (
-        state.default_get_config
-        and not state.migrate.configure_callbacks
-        and not current_app.config.get("ALEMBIC")
-    )
-
-
-def _cached_graph(
-    directory: str | os.PathLike[str] | None, *, env_free: bool = False
-) -> RevisionGraph | None:
-    """The revision graph from the revision cache, when it is sure; else None."""
-    path = repository(directory)
-    if not _default_config():
-        return None
-    return speedups.revision_graph(path, env_free=env_free)
-
-
-def _scripts_on_demand(
-    directory: str | os.PathLike[str] | None, ids: list[str]
-) -> list[Script]:
-    """The ``Script`` objects of ``ids``, built only when the list is first used."""
-    path = os.path.abspath(repository(directory))
-    # Filled maybe after the app context has ended: keep what builds the Config.
     migrate = current_state().migrate
-
-    def load() -> list[Script]:
-        script = _script(migrate.get_config(path))
-        return [script.get_revision(rid) for rid in ids]
-
-    return speedups.lazy_scripts(load)
+    return lambda path: _script(migrate.get_config(path))
 
 
 def _report_nothing_to_do(revision: str, steps: list[Any]) -> None:
@@ -636,25 +524,16 @@ def _move(
     upgrade to head first checks, as cheaply as it can be known for sure,
     whether there is anything to do.
     """
-    at_head_check = name == "upgrade" and not sql and tag is None
-    at_head_check = (
-        at_head_check
-        and target in ("head", "heads")
-        and _fast_path_allowed(repository(directory))
-    )
-    at_heads = _at_heads_without_alembic(directory, target) if at_head_check else None
-    if at_heads:
-        _report_nothing_to_do(target, [])
-        return []
+    online_upgrade = name == "upgrade" and not sql and tag is None
+    if online_upgrade and target in ("head", "heads"):
+        path = repository(directory)
+        if speedups.nothing_to_upgrade(path, target, _scripts()):
+            _report_nothing_to_do(target, [])
+            return []
     from alembic import command
 
     alembic_command = getattr(command, name)
     config = _config(directory, x_arg=x_arg)
-    # When the cheap check could not tell, ask again through Alembic.
-    unsure = at_head_check and at_heads is None
-    if unsure and _already_at_heads(config, directory, target):
-        _report_nothing_to_do(target, [])
-        return []
     with _recorded_steps() as steps:
         if sql:
             alembic_command(config, target, sql=True, tag=tag)
@@ -709,12 +588,10 @@ def history(
     :ref:`returned lists <lazy-scripts>`).
     """
     if rev_range is None and not indicate_current:
-        graph = _cached_graph(directory, env_free=True)
-        if graph is not None:
-            order = graph.walk()
-            for rid in order:
-                speedups.write_line(graph.history_line(rid, verbose))
-            return _scripts_on_demand(directory, order)
+        path = repository(directory)
+        printed = speedups.print_history(path, verbose, _scripts())
+        if printed is not None:
+            return printed
     from alembic.util import CommandError, asbool
 
     config = _config(directory, x_arg=x_arg)
@@ -777,13 +654,9 @@ def heads(
     their ``Script`` objects the first time it is used (see the
     :ref:`returned lists <lazy-scripts>`).
     """
-    graph = _cached_graph(directory)
-    if graph is not None:
-        # Without depends_on (else there is no graph), the heads and the
-        # heads that resolve dependencies are the same.
-        for rid in graph.heads:
-            speedups.write_line(graph.head_line(rid, verbose))
-        return _scripts_on_demand(directory, graph.heads)
+    printed = speedups.print_heads(repository(directory), verbose, _scripts())
+    if printed is not None:
+        return printed
     config = _config(directory, x_arg=x_arg)
     script = _script(config)
     found = [
@@ -846,43 +719,6 @@ def _not_at_heads(name: str | None) -> RuntimeError:
     return RuntimeError(f"{where} is not at all head revisions; run 'flask db upgrade'")
 
 
-def _current_without_alembic(
-    directory: str | os.PathLike[str] | None, verbose: bool, check_heads: bool
-) -> list[Script] | dict[str | None, list[Script]] | None:
-    """``current`` from the revision cache and the version tables; None if unsure.
-
-    Needs what the no-op upgrade needs (the shipped env.py, no configure
-    callbacks, no Alembic settings in code), a revision graph from the
-    cache, and every revision a database names to be in it: anything else
-    goes to Alembic, which also reports the errors.
-    """
-    path = repository(directory)
-    if not _fast_path_allowed(path):
-        return None
-    graph = _cached_graph(directory)  # None without the default Config
-    if graph is None:
-        return None
-    multidb = is_multidb(path)
-    found = speedups.current_versions(multidb, context_options())
-    if found is None or any(
-        len(rows) > 1 or any(rid not in graph.revisions for rid in rows)
-        for _, rows in found
-    ):
-        return None  # several rows: Alembic shows only the branch heads
-    # Alembic's report runs per database, each printing before the next.
-    result: dict[str | None, list[Script]] = {}
-    for db, rows in found:
-        if verbose:
-            url = db.engine.url.render_as_string(hide_password=True)
-            speedups.write_line(f"Current revision(s) for {url}:")
-        for rid in rows:
-            speedups.write_line(graph.current_line(rid, verbose))
-        result[db.bind_key] = _scripts_on_demand(directory, rows)
-        if check_heads and set(rows) != set(graph.heads):
-            raise _not_at_heads(db.bind_key)
-    return result if multidb else result.get(None, [])
-
-
 @catch_errors
 @_restores_configure_args
 def current(
@@ -905,7 +741,12 @@ def current(
     returned lists are then filled on first use (see the
     :ref:`returned lists <lazy-scripts>`).
     """
-    fast = _current_without_alembic(directory, verbose, check_heads)
+    fast = speedups.print_current(
+        repository(directory),
+        verbose,
+        _not_at_heads if check_heads else None,
+        _scripts(),
+    )
     if fast is not None:
         return fast
     from alembic.runtime.environment import EnvironmentContext

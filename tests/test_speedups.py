@@ -305,10 +305,10 @@ def cli_output(app: Flask, name: str, verbose: bool) -> str:
 
 def from_cache(app: Flask) -> bool:
     """Whether heads and history are answered from the revision cache now."""
-    from flask_migrate_alt.commands import _cached_graph
+    from flask_migrate_alt.speedups.answers import cached_graph
 
     with app.app_context():
-        return _cached_graph(None, env_free=True) is not None
+        return cached_graph("migrations", env_free=True) is not None
 
 
 def forbid_config(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -705,6 +705,7 @@ def test_speedups_off_leave_everything_to_alembic(
     from alembic.script import ScriptDirectory
 
     from flask_migrate_alt import speedups
+    from flask_migrate_alt.speedups.answers import cached_graph
 
     with app.app_context():
         fma.init()
@@ -725,7 +726,7 @@ def test_speedups_off_leave_everything_to_alembic(
 
         monkeypatch.setenv("FLASK_DB_SPEEDUPS", "0")
         assert not speedups.active()
-        assert speedups.revision_graph("migrations") is None
+        assert cached_graph("migrations") is None
         assert type(fma.script_directory()) is ScriptDirectory
         fma.heads()
         fma.history()
@@ -750,17 +751,17 @@ def test_speedups_off_outside_the_tested_releases(
 ) -> None:
     from flask_migrate_alt import speedups
 
-    speedups._tested_releases.cache_clear()
+    speedups.versions._tested_releases.cache_clear()
     try:
         assert speedups.active()
         newest = speedups.TESTED["alembic"][1]
         monkeypatch.setitem(
             speedups.TESTED, "alembic", ((newest[0], newest[1] + 1), (9, 0))
         )
-        speedups._tested_releases.cache_clear()
+        speedups.versions._tested_releases.cache_clear()
         assert not speedups.active()
     finally:
-        speedups._tested_releases.cache_clear()
+        speedups.versions._tested_releases.cache_clear()
 
 
 def test_a_revision_module_runs_once(app: Flask) -> None:

@@ -14,8 +14,9 @@ answers and prints Alembic's lines for it. Whenever that cannot be known
 for sure (an unusual ``alembic.ini``, a file the cache has not seen, a
 symbolic link, a graph Alembic would reject or that uses ``depends_on``,
 an async engine, a version table that cannot be read) the
-answer is ``None`` and the normal path runs, so the result is always what
-Alembic would give.
+answer is ``None`` and the normal path runs, so the answer is the one
+Alembic would give (the revision files are not imported, see the
+package's docstring).
 """
 
 from __future__ import annotations

@@ -11,8 +11,10 @@ kept in a cache next to the bytecode cache
 size, modification time and inode. A file whose entry does not match is
 read again; a file whose identifiers are not plain literals is imported the
 normal way. Each revision's real module is imported the first time anything
-else is asked of it (``upgrade``, ``downgrade``, ...), so the result is
-always what plain Alembic would give.
+else is asked of it (``upgrade``, ``downgrade``, ...), once. Until then its
+module-level code has not run, and a file that fails to import has not
+failed yet: the one difference from plain Alembic (see the package's
+docstring).
 """
 
 from __future__ import annotations
