@@ -6,6 +6,7 @@ fast path of ``upgrade`` compares env.py files with the shipped ones.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 __all__ = [
@@ -18,10 +19,13 @@ __all__ = [
     "version_folders",
 ]
 
-#: The revision cache of a folder of revision files (see revisions.py),
-#: relative to that folder, and the format version it is written in.
+#: The revision cache of a folder of revision files (see speedups/revisions.py),
+#: relative to that folder, and the format version it is written in. The
+#: interpreter is part of it, as in bytecode file names: Python 3.13 reads
+#: docstrings differently, and an entry written by another Python is not
+#: trusted.
 CACHE_FILE = Path("__pycache__") / "flask_migrate_alt.revisions.json"
-CACHE_VERSION = 1
+CACHE_VERSION = f"2/{sys.implementation.cache_tag}"
 
 
 def template_root() -> Path:

@@ -821,3 +821,23 @@ def test_a_folder_listed_twice_warns_as_alembic_warns(
     assert [str(w.message).split(" loaded twice!")[0] for w in caught] == [
         f"File {Path('migrations/versions/a1_first.py').resolve()}"
     ]
+
+
+def test_a_cache_written_by_another_python_is_not_trusted(app: Flask) -> None:
+    """Like bytecode, the revision cache belongs to the interpreter that wrote
+    it (Python 3.13 reads docstrings differently)."""
+    import json
+
+    from flask_migrate_alt.speedups.answers import cached_graph
+
+    with app.app_context():
+        fma.init()
+        fma.revision(message="first", rev_id="a1")
+        fma.heads()  # writes the revision cache
+        assert cached_graph("migrations") is not None
+        data = json.loads(CACHE.read_text())
+        data["version"] = data["version"].rsplit("/", 1)[0] + "/cpython-000"
+        CACHE.write_text(json.dumps(data))
+        assert cached_graph("migrations") is None
+        assert [h.revision for h in fma.heads()] == ["a1"]  # read again
+        assert cached_graph("migrations") is not None
