@@ -263,27 +263,21 @@ _NOT_PRESENT = re.compile(r"^Revision (\S+) referenced from .* is not present")
 
 def _referencing(directory: str | None, missing: str) -> tuple[str, str] | None:
     """(revision id, file) of a revision file that names ``missing`` as its
-    down_revision or in depends_on, found by reading the version folders."""
-    from .paths import is_revision_file, version_folders
+    down_revision or in depends_on, read from the version folders' files."""
+    from .paths import is_revision_file, read_identifiers, version_folders
 
     if directory is None:
         return None
-    quoted = rf"""['"]{re.escape(missing)}['"]"""
-    names = re.compile(rf"^(?:down_revision|depends_on)\b[^\n]*{quoted}", re.MULTILINE)
-    revision = re.compile(
-        r"""^revision\s*(?::[^=]*)?=\s*['"]([^'"]+)['"]""", re.MULTILINE
-    )
     for folder in version_folders(directory):
         for path in sorted(folder.glob("*.py")):
-            if not is_revision_file(path.name):
+            found = is_revision_file(path.name) and read_identifiers(path)
+            if not found:
                 continue
-            try:
-                text = path.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError):
-                continue
-            found = revision.search(text)
-            if found and names.search(text):
-                return found.group(1), os.path.abspath(path)
+            named: list[str] = []
+            for value in (found["down_revision"], found["depends_on"]):
+                named.extend([value] if isinstance(value, str) else value or ())
+            if missing in named:
+                return found["revision"], os.path.abspath(path)
     return None
 
 

@@ -1,4 +1,4 @@
-"""Where the shipped repository templates are, and what makes a template.
+"""Where the shipped repository templates are; what a template and a revision file are.
 
 Kept apart from :mod:`.config` because it must not import Alembic: the
 fast path of ``upgrade`` compares env.py files with the shipped ones.
@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "CACHE_FILE",
     "CACHE_VERSION",
+    "REVISION_FIELDS",
     "available_templates",
     "is_revision_file",
     "is_template",
+    "read_identifiers",
     "template_root",
     "version_folders",
 ]
@@ -94,3 +97,83 @@ def is_revision_file(name: str) -> bool:
     """Alembic's rule for revision source files: ``*.py``, not ``__init__``
     and not an editor's lock file."""
     return name.endswith(".py") and not name.startswith(("__init__", ".#"))
+
+
+#: The names Alembic reads from a revision module.
+REVISION_FIELDS = ("revision", "down_revision", "branch_labels", "depends_on")
+_FIELD_NAMES = frozenset(REVISION_FIELDS)
+
+
+def read_identifiers(path: Path) -> dict[str, Any] | None:
+    """The identifiers and docstring of a revision file, or None if unsure.
+
+    Read from the file's syntax tree, without running it: the four names of
+    :data:`REVISION_FIELDS` and ``"doc"``. Only plain literals assigned at
+    the top level count; for a file that binds one of the names in any other
+    way (in an ``if``, a loop, a function, by an import) the answer is None,
+    and importing the file is the only way to know.
+    """
+    import ast
+
+    try:
+        tree = ast.parse(path.read_bytes(), filename=str(path))
+    except (SyntaxError, ValueError):
+        return None  # importing it reports the error the usual way
+    found: dict[str, Any] = {"doc": ast.get_docstring(tree, clean=False)}
+    plain: set[int] = set()
+    for node in tree.body:
+        if isinstance(node, ast.Assign):
+            targets, value = node.targets, node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            targets, value = [node.target], node.value
+        else:
+            continue
+        for target in targets:
+            if isinstance(target, ast.Name) and target.id in REVISION_FIELDS:
+                try:
+                    found[target.id] = ast.literal_eval(value)
+                except ValueError:
+                    return None  # computed at import time: import it
+                plain.add(id(target))
+    if _bound_otherwise(tree, plain):
+        return None
+    if "revision" not in found or "down_revision" not in found:
+        return None
+    found.setdefault("branch_labels", None)
+    found.setdefault("depends_on", None)
+    if not isinstance(found["revision"], str) or not all(
+        _identifiers(found[name]) for name in REVISION_FIELDS[1:]
+    ):
+        return None  # let Alembic make of it what it makes
+    return found
+
+
+def _bound_otherwise(tree: Any, plain: set[int]) -> bool:
+    """Whether the file binds one of the identifier names other than plainly."""
+    import ast
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            if node.id in _FIELD_NAMES and not isinstance(node.ctx, ast.Load):
+                if id(node) not in plain:
+                    return True
+        elif isinstance(node, ast.ImportFrom):
+            if any(alias.name == "*" for alias in node.names):
+                return True
+        elif isinstance(node, (ast.Global, ast.Nonlocal)):
+            if _FIELD_NAMES.intersection(node.names):
+                return True
+        for attribute in ("name", "asname", "rest"):
+            if getattr(node, attribute, None) in _FIELD_NAMES:
+                return True  # def/class/import/except/match binding the name
+    return False
+
+
+def _identifiers(value: Any) -> bool:
+    """Whether ``value`` is what Alembic reads as revision ids: None, a
+    string, or a list or tuple of strings."""
+    if value is None or isinstance(value, str):
+        return True
+    return isinstance(value, (list, tuple)) and all(
+        isinstance(item, str) for item in value
+    )

@@ -175,3 +175,32 @@ def test_commands_off_the_main_thread_leave_warning_filters_alone(
         del builtins.fma_running, builtins.fma_release  # type: ignore[attr-defined]
     assert during == filters
     assert applied == [["r1"]]
+
+
+def test_missing_parent_of_a_merge_written_over_several_lines(
+    make_app: Callable[..., Flask], url: str
+) -> None:
+    """The revision that names the missing down_revision is found however its
+    identifiers are written (here a merge tuple over several lines)."""
+    app = make_app(url)
+    with app.app_context():
+        fma.init()
+    Path("migrations", "versions", "base_r.py").write_text(
+        "revision = 'root'\ndown_revision = None\n"
+        "branch_labels = None\ndepends_on = None\n\n"
+        "def upgrade():\n    pass\n\ndef downgrade():\n    pass\n"
+    )
+    merge = Path("migrations", "versions", "merge_m.py").absolute()
+    merge.write_text(
+        "revision: str = 'merged'\n"
+        "down_revision: tuple[str, ...] = (\n    'root',\n    'gone',\n)\n"
+        "branch_labels = None\ndepends_on = None\n\n"
+        "def upgrade():\n    pass\n\ndef downgrade():\n    pass\n"
+    )
+    result = app.test_cli_runner().invoke(args=["db", "upgrade"])
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    assert result.stderr.strip() == (
+        "Error: revision merged names down_revision 'gone', which no revision "
+        f"file defines; fix down_revision in {merge} or restore the missing revision"
+    )

@@ -19,7 +19,6 @@ docstring).
 
 from __future__ import annotations
 
-import ast
 import json
 import os
 import sys
@@ -31,15 +30,18 @@ from typing import TYPE_CHECKING, Any
 from alembic.script import Script, ScriptDirectory
 from alembic.util import load_python_file, warn
 
-from ..paths import CACHE_FILE, CACHE_VERSION, is_revision_file
+from ..paths import (
+    CACHE_FILE,
+    CACHE_VERSION,
+    REVISION_FIELDS,
+    is_revision_file,
+    read_identifiers,
+)
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
 __all__ = ["CachedScriptDirectory", "script_directory"]
-
-_FIELDS = ("revision", "down_revision", "branch_labels", "depends_on")
-_FIELDS_SET = frozenset(_FIELDS)
 
 
 class _LazyModule(types.ModuleType):
@@ -48,7 +50,7 @@ class _LazyModule(types.ModuleType):
     def __init__(self, path: Path, found: dict[str, Any]) -> None:
         # Under python -OO an imported module has no docstring.
         super().__init__(path.stem, None if sys.flags.optimize >= 2 else found["doc"])
-        for name in _FIELDS:
+        for name in REVISION_FIELDS:
             setattr(self, name, found[name])
         self.__file__ = str(path)
         self._fma_path = path
@@ -81,76 +83,16 @@ class _LazyModule(types.ModuleType):
 def _read(path: Path) -> dict[str, Any] | None:
     """The identifiers and docstring of a revision file, or None if unsure.
 
-    Only plain literals assigned at the top level count; a file that binds
-    one of the names in any other way (in an ``if``, a loop, a function, by
-    an import) is imported instead, so that the answer is always the one
-    importing it gives.
+    See :func:`~flask_migrate_alt.paths.read_identifiers`; a file whose
+    docstring Python 3.13 would change when compiling is imported instead.
     """
-    try:
-        tree = ast.parse(path.read_bytes(), filename=str(path))
-    except (SyntaxError, ValueError):
-        return None  # importing it reports the error the usual way
-    doc = ast.get_docstring(tree, clean=False)
+    found = read_identifiers(path)
+    doc = found and found["doc"]
     if doc and sys.version_info >= (3, 13) and _indented(doc):
         # Python 3.13 removes the indentation of docstrings when compiling;
         # import the file rather than guess the result.
         return None
-    found: dict[str, Any] = {"doc": doc}
-    plain: set[int] = set()
-    for node in tree.body:
-        if isinstance(node, ast.Assign):
-            targets, value = node.targets, node.value
-        elif isinstance(node, ast.AnnAssign) and node.value is not None:
-            targets, value = [node.target], node.value
-        else:
-            continue
-        for target in targets:
-            if isinstance(target, ast.Name) and target.id in _FIELDS:
-                try:
-                    found[target.id] = ast.literal_eval(value)
-                except ValueError:
-                    return None  # computed at import time: import it
-                plain.add(id(target))
-    if _bound_otherwise(tree, plain):
-        return None
-    if "revision" not in found or "down_revision" not in found:
-        return None
-    found.setdefault("branch_labels", None)
-    found.setdefault("depends_on", None)
-    if not isinstance(found["revision"], str) or not all(
-        _identifiers(found[name]) for name in _FIELDS[1:]
-    ):
-        return None  # let Alembic make of it what it makes
     return found
-
-
-def _bound_otherwise(tree: ast.Module, plain: set[int]) -> bool:
-    """Whether the file binds one of the identifier names other than plainly."""
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Name):
-            if node.id in _FIELDS and not isinstance(node.ctx, ast.Load):
-                if id(node) not in plain:
-                    return True
-        elif isinstance(node, ast.ImportFrom):
-            if any(alias.name == "*" for alias in node.names):
-                return True
-        elif isinstance(node, (ast.Global, ast.Nonlocal)):
-            if _FIELDS_SET.intersection(node.names):
-                return True
-        for attribute in ("name", "asname", "rest"):
-            if getattr(node, attribute, None) in _FIELDS_SET:
-                return True  # def/class/import/except/match binding the name
-    return False
-
-
-def _identifiers(value: Any) -> bool:
-    """Whether ``value`` is what Alembic reads as revision ids: None, a
-    string, or a list or tuple of strings."""
-    if value is None or isinstance(value, str):
-        return True
-    return isinstance(value, (list, tuple)) and all(
-        isinstance(item, str) for item in value
-    )
 
 
 def _indented(doc: str) -> bool:
