@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -382,13 +382,10 @@ def _read_history(config: pytest.Config) -> _History:
         raise pytest.UsageError(
             f"flask_migrations_heads must be a number, not {raw!r}"
         ) from None
-    if app is not None:
-        with app.app_context():
-            script = script_directory(app_config(directory))
-            revisions = list(reversed(list(script.walk_revisions())))
-            parents = {sc.revision: _resolved_parents(script, sc) for sc in revisions}
-    else:
-        script = script_directory(build_config(directory))
+    with app.app_context() if app is not None else nullcontext():
+        script = script_directory(
+            app_config(directory) if app is not None else build_config(directory)
+        )
         revisions = list(reversed(list(script.walk_revisions())))
         parents = {sc.revision: _resolved_parents(script, sc) for sc in revisions}
     return _History(directory, revisions, tuple(script.get_heads()), expected, parents)
