@@ -196,17 +196,14 @@ class CachedScriptDirectory(ScriptDirectory):
             return
         seen: set[Path] = set()
         for location in self._version_locations:
-            # Alembic before 1.16 keeps the locations and the paths it lists
-            # as strings, later ones as Path objects: hand back the same kind.
-            as_alembic: Any = str if isinstance(location, str) else Path
-            if not Path(location).exists():
+            if not location.exists():
                 continue
             caches: dict[Path, _Cache] = {}
             present: dict[Path, set[str]] = {}
             real_folders: dict[Path, Path] = {}
             # Alembic's own listing, so both see exactly the same files.
             for file_path in Script._list_py_dir(self, location):
-                real_path = _resolved(Path(file_path), real_folders)
+                real_path = _resolved(file_path, real_folders)
                 if real_path in seen:
                     # Alembic's warning, word for word.
                     warn(
@@ -224,12 +221,12 @@ class CachedScriptDirectory(ScriptDirectory):
                 present.setdefault(folder, set()).add(real_path.name)
                 found = cache.lookup(real_path)
                 if found is None:
-                    script = Script._from_path(self, as_alembic(real_path))
+                    script = Script._from_path(self, real_path)
                     if script is not None:
                         yield script
                     continue
                 module = _LazyModule(real_path, found)
-                yield Script(module, found["revision"], as_alembic(real_path))
+                yield Script(module, found["revision"], real_path)
             for folder, cache in caches.items():
                 cache.save(present[folder])
 
