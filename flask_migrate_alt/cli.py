@@ -210,7 +210,10 @@ def merge(
 @click.pass_obj
 def upgrade(shared: DbOptions, sql: bool, tag: str | None, revision: str) -> None:
     """Upgrade to a later version (default: head)."""
-    commands.upgrade(shared.directory, revision, sql=sql, tag=tag, x_arg=shared.x_arg)
+    ran = commands.upgrade(
+        shared.directory, revision, sql=sql, tag=tag, x_arg=shared.x_arg
+    )
+    _say_if_nothing_ran(ran, sql, revision)
 
 
 @db.command()
@@ -220,7 +223,17 @@ def upgrade(shared: DbOptions, sql: bool, tag: str | None, revision: str) -> Non
 @click.pass_obj
 def downgrade(shared: DbOptions, sql: bool, tag: str | None, revision: str) -> None:
     """Revert to a previous version (default: one step back)."""
-    commands.downgrade(shared.directory, revision, sql=sql, tag=tag, x_arg=shared.x_arg)
+    ran = commands.downgrade(
+        shared.directory, revision, sql=sql, tag=tag, x_arg=shared.x_arg
+    )
+    _say_if_nothing_ran(ran, sql, revision)
+
+
+def _say_if_nothing_ran(ran: list[str], sql: bool, revision: str) -> None:
+    # On stderr: stdout is for what Flask-Migrate prints there (and for the
+    # SQL of --sql), so that scripts reading it see the same text.
+    if not ran and not sql:
+        click.echo(f"Nothing to do: the database is already at {revision}.", err=True)
 
 
 @db.command()

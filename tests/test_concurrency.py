@@ -158,8 +158,6 @@ def test_concurrent_upgrades_run_each_migration_once(
     applied = [out.split("APPLIED ", 1)[1].strip() for _, out, _ in results]
     # Exactly one worker applied the whole history; the others found it done.
     assert sorted(applied) == [""] * (WORKERS - 1) + [",".join(REVISIONS)]
-    waiting = [out for _, out, _ in results if "Nothing to do" in out]
-    assert len(waiting) == WORKERS - 1
     for url in urls.values():
         assert _audit(url) == REVISIONS
         assert version_rows(url) == ["r5"]

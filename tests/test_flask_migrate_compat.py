@@ -24,7 +24,7 @@ from flask import Flask
 import flask_migrate_alt
 from flask_migrate_alt import CommandFailed
 
-from .conftest import AppFactory, Server, table_names, version_rows
+from .conftest import AppFactory, Server, run_flask, table_names, version_rows
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
@@ -371,3 +371,254 @@ def test_multiple_databases_offline(
     assert table_names(url) == set()
     assert table_names(logs_url) == set()
     assert assert_only_added(before, files_of(migrations)) == []
+
+
+# --------------------------------------------------------------------------
+# env.py files as real applications have them
+
+
+def env_variant(migrations: Path, old: str, new: str) -> None:
+    """Edit the copied fixture's env.py, making sure the edit applied."""
+    env_py = migrations / "env.py"
+    source = env_py.read_text()
+    assert source.count(old) == 1, f"{old!r} not found once in env.py"
+    env_py.write_text(source.replace(old, new))
+
+
+FIXTURE_CONFIGURE = (
+    "connection=connection, target_metadata=models_metadata(), **options"
+)
+
+# The Alembic cookbook's filter, passed by name next to configure_args: a
+# table the app keeps out of its migrations (made by hand, below).
+OWN_INCLUDE_OBJECT = """
+def include_object(obj, name, type_, reflected, compare_to):
+    return not (type_ == "table" and name == "legacy_audit")
+
+
+def run_online():"""
+
+
+def with_own_include_object(migrations: Path) -> None:
+    env_variant(migrations, "\ndef run_online():", OWN_INCLUDE_OBJECT)
+    env_variant(
+        migrations,
+        FIXTURE_CONFIGURE,
+        "connection=connection, target_metadata=models_metadata(),\n"
+        "            include_object=include_object, **options",
+    )
+
+
+def without_configure_args(migrations: Path) -> None:
+    """The env.py of a Flask-Migrate 2.x repository: no ``configure_args``."""
+    env_variant(
+        migrations,
+        FIXTURE_CONFIGURE,
+        "connection=connection, target_metadata=models_metadata(),\n"
+        "            process_revision_directives=drop_empty_script",
+    )
+
+
+def make_legacy_table(url: str) -> None:
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(sa.text("CREATE TABLE legacy_audit (id INTEGER)"))
+    finally:
+        engine.dispose()
+
+
+@ignore_get_engine_warning
+@pytest.mark.parametrize(
+    "migrate_kwargs",
+    [{}, {"exclude_tables": ["user"]}],
+    ids=["defaults", "exclude_tables"],
+)
+def test_env_py_passing_its_own_include_object(
+    server: Server,
+    make_app: AppFactory,
+    run: Run,
+    tmp_path: Path,
+    migrate_kwargs: dict[str, Any],
+) -> None:
+    """``include_object=`` next to ``**configure_args`` works, and decides.
+
+    The package's own exclusion hooks (system tables by default, and
+    ``exclude_tables``) never collide with a keyword the env.py passes
+    itself; where the env.py passes a hook, that hook decides, as it does
+    with Flask-Migrate.
+    """
+    migrations = copy_fixture("flask_migrate_single", tmp_path)
+    with_own_include_object(migrations)
+    url = server.new_database()
+    make_legacy_table(url)
+    app = make_app(url, models=single_models, **migrate_kwargs)
+
+    output = run(app, "upgrade")
+    assert f"Running upgrade 5d3a1f2c9e01 -> {SINGLE_HEAD}" in output
+    assert version_rows(url) == [SINGLE_HEAD]
+    # The env.py's hook keeps the hand-made table out of the comparison.
+    output = run(app, "check")
+    assert "No new upgrade operations detected" in output
+    add_column(app, "user", sa.Column("bio", sa.String(200)))
+    output = run(app, "check", expect_exit=1)
+    assert "add_column" in output and "legacy_audit" not in output
+    run(app, "migrate", ["-m", "add bio"], message="add bio")
+    (new_file,) = (migrations / "versions").glob("*_add_bio.py")
+    source = new_file.read_text()
+    assert "'bio'" in function_body(source, "upgrade")
+    assert "legacy_audit" not in source
+    run(app, "upgrade")
+    run(app, "downgrade", ["base"], revision="base")
+    assert table_names(url) == {"alembic_version", "legacy_audit"}
+
+
+def wider_username_models(db: Any, bind_keys: list[str]) -> None:
+    """The head's models with one column type changed (64 -> 100 characters)."""
+
+    class User(db.Model):  # type: ignore[name-defined]
+        __tablename__ = "user"
+        id = db.Column(db.Integer, primary_key=True)
+        username = db.Column(db.String(100), nullable=False)
+        email = db.Column(db.String(120), index=True)
+
+
+@ignore_get_engine_warning
+@pytest.mark.parametrize("own", [False, True], ids=["fixture", "own_compare_type"])
+def test_env_py_passing_a_key_migrate_keeps_in_configure_args(
+    server: Server, make_app: AppFactory, run: Run, tmp_path: Path, own: bool
+) -> None:
+    """``compare_type=False`` by name next to ``**configure_args``, where
+    ``Migrate`` keeps ``compare_type=True``: the env.py's value decides."""
+    migrations = copy_fixture("flask_migrate_single", tmp_path)
+    if own:
+        env_variant(
+            migrations,
+            FIXTURE_CONFIGURE,
+            "connection=connection, target_metadata=models_metadata(),\n"
+            "            compare_type=False, **options",
+        )
+    url = server.new_database()
+    app = make_app(url, models=wider_username_models)
+    with app.app_context():
+        flask_migrate_alt.upgrade()
+    if own:
+        output = run(app, "check")
+        assert "No new upgrade operations detected" in output
+    else:
+        output = run(app, "check", expect_exit=1)
+        assert "modify_type" in output
+
+
+@ignore_get_engine_warning
+def test_env_py_without_configure_args_reports_what_ran(
+    server: Server, make_app: AppFactory, tmp_path: Path, capsys: Any
+) -> None:
+    """A Flask-Migrate 2.x env.py: the results come from the version table."""
+    migrations = copy_fixture("flask_migrate_single", tmp_path)
+    without_configure_args(migrations)
+    url = server.new_database()
+    app = make_app(url, models=single_models)
+    both = ["5d3a1f2c9e01", SINGLE_HEAD]
+
+    with app.app_context():
+        assert flask_migrate_alt.upgrade() == both
+        assert version_rows(url) == [SINGLE_HEAD]
+        assert flask_migrate_alt.upgrade() == []
+        assert flask_migrate_alt.downgrade() == [SINGLE_HEAD]
+        assert version_rows(url) == ["5d3a1f2c9e01"]
+        assert flask_migrate_alt.upgrade(revision="+1") == [SINGLE_HEAD]
+        assert flask_migrate_alt.downgrade(revision="base") == both[::-1]
+        assert version_rows(url) == []
+        assert flask_migrate_alt.upgrade(sql=True) == both
+    assert "Nothing to do" not in capsys.readouterr().out
+
+    runner = app.test_cli_runner()
+    for args, ran in (
+        (["upgrade"], True),
+        (["upgrade"], False),
+        (["downgrade", "base"], True),
+        (["downgrade", "base"], False),
+    ):
+        result = runner.invoke(args=["db", *args])
+        assert result.exit_code == 0, result.output
+        assert "Nothing to do" not in result.stdout
+        assert ("Nothing to do" in result.stderr) is not ran, (args, result.stderr)
+    assert version_rows(url) == []
+
+
+@ignore_get_engine_warning
+def test_no_op_upgrade_prints_nothing_on_stdout(
+    make_app: AppFactory, url: str, tmp_path: Path, capsys: Any
+) -> None:
+    """A deploy script or app factory calling ``upgrade()`` prints nothing.
+
+    ``flask db upgrade`` says "Nothing to do" on stderr; stdout carries only
+    what Flask-Migrate prints there.
+    """
+    copy_fixture("flask_migrate_single", tmp_path)
+    app = make_app(url, models=single_models)
+    with app.app_context():
+        flask_migrate_alt.upgrade()
+        capsys.readouterr()
+        assert flask_migrate_alt.upgrade() == []
+    assert capsys.readouterr().out == ""
+
+    result = app.test_cli_runner().invoke(args=["db", "upgrade"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ""
+    assert "Nothing to do: the database is already at head." in result.stderr
+
+
+FACTORY_APP = """
+from flask import Flask
+from flask_sqlalchemy import SQLAlchemy
+
+from flask_migrate_alt import Migrate, upgrade
+
+db = SQLAlchemy()
+
+
+class User(db.Model):
+    __tablename__ = "user"
+    id = db.Column(db.Integer, primary_key=True)
+    username = db.Column(db.String(64), nullable=False)
+    email = db.Column(db.String(120), index=True)
+
+
+def create_app():
+    app = Flask(__name__)
+    app.config["SQLALCHEMY_DATABASE_URI"] = {url!r}
+    db.init_app(app)
+    Migrate(app, db)
+    if {upgrade_on_start}:
+        with app.app_context():
+            upgrade()  # migrate on boot
+    return app
+"""
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_app_that_upgrades_in_its_factory(server: Server, tmp_path: Path) -> None:
+    """Migrate-on-boot with the cookbook env.py: every command starts, and
+    ``flask db upgrade --sql > file.sql`` writes nothing but the SQL."""
+    migrations = copy_fixture("flask_migrate_single", tmp_path)
+    with_own_include_object(migrations)
+    url = server.new_database()
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    shutil.copytree(migrations, plain / "migrations")
+    (plain / "app.py").write_text(FACTORY_APP.format(url=url, upgrade_on_start=False))
+    (tmp_path / "app.py").write_text(FACTORY_APP.format(url=url, upgrade_on_start=True))
+
+    current = run_flask(tmp_path, "db", "current")
+    assert current.returncode == 0, current.stderr
+    assert "Traceback" not in current.stderr
+    assert version_rows(url) == [SINGLE_HEAD]
+    assert current.stdout.split() == [SINGLE_HEAD, "(head)"]
+
+    booted = run_flask(tmp_path, "db", "upgrade", "--sql")
+    reference = run_flask(plain, "db", "upgrade", "--sql")
+    assert booted.returncode == 0 == reference.returncode, booted.stderr
+    assert "CREATE TABLE" in booted.stdout
+    assert booted.stdout == reference.stdout
