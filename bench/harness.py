@@ -248,6 +248,10 @@ def _child_environment(tool: str | None) -> dict[str, str]:
         # benchmark apps: each tool runs as ENVIRONMENT says and no other way.
         if not name.startswith("FLASK_DB_")
         and name not in ("FLASK_APP", "FLASK_DEBUG", "PYTHONWARNINGS")
+        # Python's defaults for caches next to source, as on a server: both
+        # tools' revision files are then imported from bytecode, and ours
+        # keeps its revision cache (which follows these variables).
+        and name not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")
     }
     env.update(ENVIRONMENT.get(tool or "", {}))
     return env

@@ -11,10 +11,12 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
-    "CACHE_FILE",
     "CACHE_VERSION",
     "REVISION_FIELDS",
     "available_templates",
+    "cache_file",
+    "configure_keywords",
+    "may_write_cache",
     "is_revision_file",
     "is_template",
     "read_identifiers",
@@ -22,13 +24,37 @@ __all__ = [
     "version_folders",
 ]
 
-#: The revision cache of a folder of revision files (see speedups/revisions.py),
-#: relative to that folder, and the format version it is written in. The
-#: interpreter is part of it, as in bytecode file names: Python 3.13 reads
-#: docstrings differently, and an entry written by another Python is not
-#: trusted.
-CACHE_FILE = Path("__pycache__") / "flask_migrate_alt.revisions.json"
+#: The format version the revision cache is written in (see
+#: speedups/revisions.py). The interpreter is part of it, as in bytecode
+#: file names: Python 3.13 reads docstrings differently, and an entry written
+#: by another Python is not trusted.
 CACHE_VERSION = f"2/{sys.implementation.cache_tag}"
+_CACHE_NAME = "flask_migrate_alt.revisions.json"
+
+
+def cache_file(folder: Path) -> Path:
+    """Where the revision cache of a folder of revision files lives.
+
+    The cache sits where Python keeps the bytecode of that folder's files,
+    by Python's own rules: ``__pycache__/`` next to them, or the mirror of
+    the folder under ``sys.pycache_prefix`` (``PYTHONPYCACHEPREFIX``) when
+    one is set, so that a source tree kept free of caches stays free of
+    ours too. Whether it may be written at all follows
+    ``sys.dont_write_bytecode`` (see :func:`may_write_cache`).
+    """
+    from importlib.util import cache_from_source
+
+    bytecode = cache_from_source(str(Path(folder).absolute() / "_.py"))
+    return Path(bytecode).parent / _CACHE_NAME
+
+
+def may_write_cache() -> bool:
+    """Python's own rule for caches next to source: ``PYTHONDONTWRITEBYTECODE``.
+
+    Read each time, as the import system does, since a test runner or an
+    app may change ``sys.dont_write_bytecode`` at run time.
+    """
+    return not sys.dont_write_bytecode
 
 
 def template_root() -> Path:
@@ -177,3 +203,33 @@ def _identifiers(value: Any) -> bool:
     return isinstance(value, (list, tuple)) and all(
         isinstance(item, str) for item in value
     )
+
+
+def configure_keywords(env_py: Path) -> frozenset[str]:
+    """The keywords an env.py passes by name to ``context.configure()``.
+
+    Read from the file's syntax tree, without running it. A common pattern
+    is ``context.configure(include_object=..., **configure_args)``: a key the
+    package itself adds to ``configure_args`` must then stay out of it, or
+    Python refuses the call ("got multiple values for keyword argument").
+    Every call of a function or method named ``configure`` counts; keywords
+    passed as ``**mapping`` cannot be seen here. Empty when there is no
+    env.py or it does not parse (running it reports that the usual way).
+    """
+    import ast
+
+    try:
+        tree = ast.parse(env_py.read_bytes(), filename=str(env_py))
+    except (OSError, SyntaxError, ValueError):
+        return frozenset()
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        called = func.attr if isinstance(func, ast.Attribute) else None
+        if isinstance(func, ast.Name):
+            called = func.id
+        if called == "configure":
+            names.update(k.arg for k in node.keywords if k.arg is not None)
+    return frozenset(names)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,9 +23,20 @@ from flask import Flask
 import flask_migrate_alt as fma
 from flask_migrate_alt.speedups.revisions import script_directory
 
-from .conftest import Server, add_table_ops
+from .conftest import Server, add_table_ops, run_flask
 
 CACHE = Path("migrations/versions/__pycache__/flask_migrate_alt.revisions.json")
+
+
+@pytest.fixture(autouse=True)
+def _bytecode_written(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run as Python runs by default: caches next to the source are written.
+
+    The cache follows ``sys.dont_write_bytecode`` and ``sys.pycache_prefix``
+    (see the tests at the end); the shell running the suite may set either.
+    """
+    monkeypatch.setattr(sys, "dont_write_bytecode", False)
+    monkeypatch.setattr(sys, "pycache_prefix", None)
 
 
 def graph(script: ScriptDirectory) -> list[tuple[object, ...]]:
@@ -226,7 +239,6 @@ def test_no_op_upgrade_with_a_custom_version_table(
 
 def test_no_op_upgrade_does_not_import_alembic(history: Flask, url: str) -> None:
     """The deploy-time fast path: nothing to do costs one query, no Alembic."""
-    import subprocess
     import sys
 
     with history.app_context():
@@ -248,8 +260,7 @@ print("alembic" in sys.modules)
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines()[-1] == "False"
-    assert "Nothing to do" in result.stdout
+    assert result.stdout.splitlines() == ["False"]
 
 
 def test_current_revisions_match_alembic_on_branches_and_dependencies(
@@ -439,7 +450,6 @@ def test_current_prints_what_alembic_prints(
 
 
 def test_current_does_not_import_alembic(history: Flask, url: str) -> None:
-    import subprocess
     import sys
 
     with history.app_context():
@@ -593,7 +603,6 @@ def test_cached_answers_return_scripts_when_used(history: Flask) -> None:
 
 def test_heads_and_history_do_not_import_alembic(history: Flask, url: str) -> None:
     """``flask db heads``/``history`` from the cache: no Alembic until used."""
-    import subprocess
     import sys
 
     with history.app_context():
@@ -851,3 +860,80 @@ def test_a_cache_written_by_another_python_is_not_trusted(app: Flask) -> None:
         assert cached_graph("migrations") is None
         assert [h.revision for h in fma.heads()] == ["a1"]  # read again
         assert cached_graph("migrations") is not None
+
+
+# --------------------------------------------------------------------------
+# Python's rules for caches next to source
+
+
+def files_under(folder: Path) -> set[str]:
+    return {p.relative_to(folder).as_posix() for p in folder.rglob("*")}
+
+
+def test_no_cache_written_under_dont_write_bytecode(
+    history: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PYTHONDONTWRITEBYTECODE keeps the source tree free of our cache too."""
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    migrations = Path("migrations")
+    before = files_under(migrations)
+    with history.app_context():
+        assert [s.revision for s in fma.heads()] == ["a3"]
+        fma.history()
+    assert files_under(migrations) == before
+    assert_same_as_alembic(history)
+    assert not CACHE.exists()
+
+
+def test_cache_goes_under_pycache_prefix(
+    history: Flask, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """PYTHONPYCACHEPREFIX: the cache sits in the mirror tree, as bytecode does."""
+    prefix = tmp_path / "prefix"
+    monkeypatch.setattr(sys, "pycache_prefix", str(prefix))
+    migrations = Path("migrations")
+    before = files_under(migrations)
+    assert_same_as_alembic(history)
+    assert files_under(migrations) == before
+    versions = migrations.resolve() / "versions"
+    mirrored = prefix / versions.relative_to(versions.anchor)
+    assert (mirrored / "flask_migrate_alt.revisions.json").is_file()
+    # The cache there is read back, and kept up to date, as next to the source.
+    with history.app_context():
+        fma.revision(message="step 3", rev_id="a4")
+    assert_same_as_alembic(history)
+
+
+@pytest.mark.parametrize("variable", ["PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX"])
+def test_read_only_commands_leave_the_repository_alone(
+    tmp_path: Path, url: str, variable: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``flask db heads/history/current`` in real processes, as a user runs them."""
+    (tmp_path / "app.py").write_text(
+        "from flask import Flask\n"
+        "from flask_sqlalchemy import SQLAlchemy\n"
+        "from flask_migrate_alt import Migrate\n"
+        "app = Flask(__name__)\n"
+        f"app.config['SQLALCHEMY_DATABASE_URI'] = {url!r}\n"
+        "Migrate(app, SQLAlchemy(app))\n"
+    )
+    monkeypatch.delenv("PYTHONDONTWRITEBYTECODE", raising=False)
+    monkeypatch.delenv("PYTHONPYCACHEPREFIX", raising=False)
+    assert run_flask(tmp_path, "db", "init").returncode == 0
+    for rev in ("a1", "a2"):
+        made = run_flask(tmp_path, "db", "revision", "-m", rev, "--rev-id", rev)
+        assert made.returncode == 0, made.stderr
+    repository = tmp_path / "migrations"
+    for cache in repository.rglob("__pycache__"):
+        for item in cache.iterdir():
+            item.unlink()
+        cache.rmdir()
+    before = files_under(repository)
+    prefix = tmp_path / "prefix"
+    monkeypatch.setenv(variable, "1" if variable.endswith("BYTECODE") else str(prefix))
+    for args in (["heads"], ["history"], ["current"], ["upgrade"], ["heads"]):
+        result = run_flask(tmp_path, "db", *args)
+        assert result.returncode == 0, result.stderr
+    assert files_under(repository) == before
+    heads = run_flask(tmp_path, "db", "heads")
+    assert heads.stdout.split() == ["a2", "(head)"]

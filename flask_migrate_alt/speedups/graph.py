@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..paths import CACHE_FILE, CACHE_VERSION, is_revision_file, version_folders
+from ..paths import CACHE_VERSION, cache_file, is_revision_file, version_folders
 
 if TYPE_CHECKING:
     from alembic.script import Script
@@ -197,7 +197,7 @@ def cached_revisions(
         if listing is None:
             return None
         try:
-            data = json.loads((folder / CACHE_FILE).read_text(encoding="utf-8"))
+            data = json.loads(cache_file(folder).read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
         if not isinstance(data, dict) or data.get("version") != CACHE_VERSION:

@@ -31,10 +31,11 @@ from alembic.script import Script, ScriptDirectory
 from alembic.util import load_python_file, warn
 
 from ..paths import (
-    CACHE_FILE,
     CACHE_VERSION,
     REVISION_FIELDS,
+    cache_file,
     is_revision_file,
+    may_write_cache,
     read_identifiers,
 )
 
@@ -111,7 +112,7 @@ class _Cache:
     """The cache file of one folder of revision files."""
 
     def __init__(self, folder: Path) -> None:
-        self.path = folder / CACHE_FILE
+        self.path = cache_file(folder)
         self.entries: dict[str, Any] = {}
         self.changed = False
         try:
@@ -137,10 +138,10 @@ class _Cache:
         stale = set(self.entries) - present
         for name in stale:
             del self.entries[name]
-        if not (self.changed or stale):
+        if not (self.changed or stale) or not may_write_cache():
             return
         try:
-            self.path.parent.mkdir(exist_ok=True)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             temporary = self.path.with_suffix(f".{os.getpid()}.tmp")
             temporary.write_text(
                 json.dumps({"version": CACHE_VERSION, "files": self.entries}),
