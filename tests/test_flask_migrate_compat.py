@@ -622,3 +622,65 @@ def test_app_that_upgrades_in_its_factory(server: Server, tmp_path: Path) -> Non
     assert booted.returncode == 0 == reference.returncode, booted.stderr
     assert "CREATE TABLE" in booted.stdout
     assert booted.stdout == reference.stdout
+
+
+# Moves through a history with a branch point, a merge, an independent
+# branch and a dependency across branches.
+MOVES = [
+    ("upgrade", "r2"),
+    ("upgrade", "r3a"),
+    ("upgrade", "heads"),
+    ("downgrade", "r3b"),
+    ("downgrade", "side@base"),
+    ("upgrade", "s2"),
+    ("downgrade", "r2"),
+    ("upgrade", "r5"),
+    ("upgrade", "heads"),
+    ("downgrade", "base"),
+    ("upgrade", "heads"),
+]
+
+
+@ignore_get_engine_warning
+def test_what_ran_from_version_tables_is_what_alembic_reports(
+    server: Server, make_app: AppFactory, tmp_path: Path
+) -> None:
+    """With and without ``configure_args`` in env.py, the same answers.
+
+    The reference repository's env.py passes ``configure_args`` on, so
+    Alembic reports each step; the other's does not, so the answer comes
+    from the version table before and after. Each move is made on both.
+    """
+    apps = {}
+    for name in ("reported", "read"):
+        folder = tmp_path / name
+        migrations = copy_fixture("flask_migrate_single", folder)
+        for old in (migrations / "versions").glob("*.py"):
+            old.unlink()
+        if name == "read":
+            without_configure_args(migrations)
+        apps[name] = make_app(server.new_database(), models=single_models)
+        with apps[name].app_context():
+            directory = str(migrations)
+            history = [
+                {"rev_id": "r1", "head": "base"},
+                {"rev_id": "r2", "head": "r1"},
+                {"rev_id": "r3a", "head": "r2", "splice": True},
+                {"rev_id": "r3b", "head": "r2", "splice": True},
+                {"rev_id": "s1", "head": "base", "branch_label": "side"},
+                {"rev_id": "s2", "head": "s1", "depends_on": "r3b"},
+            ]
+            for options in history:
+                flask_migrate_alt.revision(directory, message="step", **options)
+            flask_migrate_alt.merge(directory, ["r3a", "r3b"], rev_id="r4")
+            flask_migrate_alt.revision(
+                directory, message="step", rev_id="r5", head="r4"
+            )
+    for command, target in MOVES:
+        answers = {}
+        for name, app in apps.items():
+            with app.app_context():
+                function = getattr(flask_migrate_alt, command)
+                answers[name] = function(str(tmp_path / name / "migrations"), target)
+        assert answers["read"] == answers["reported"], (command, target)
+        assert answers["reported"], (command, target)
