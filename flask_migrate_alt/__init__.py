@@ -3,7 +3,8 @@
 Everything listed in ``__all__`` is the public API; other names, including
 the submodules, are private and may change without notice.
 
-Importing this package does not import Alembic: ``Config``,
+Importing this package does not import Alembic: ``Alembic`` (the
+Flask-Alembic-compatible extension), ``Config``,
 ``alembic_version``, ``status``, ``lint`` and their classes are loaded on
 first use, so that registering the extension costs an app almost nothing
 at start-up.
@@ -43,6 +44,7 @@ from .inspection import (
 )
 
 if TYPE_CHECKING:
+    from .alembic_extension import Alembic
     from .config import Config
     from .migration_status import DatabaseStatus, RevisionStatus, status
     from .review import Finding, LintReport, lint
@@ -52,6 +54,7 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 __all__ = [
+    "Alembic",
     "CommandFailed",
     "Config",
     "DatabaseStatus",
@@ -92,6 +95,7 @@ __all__ = [
 
 # Only needed by the commands that use them: not loaded with the package.
 _LAZY = {
+    "Alembic": ".alembic_extension",
     "DatabaseStatus": ".migration_status",
     "RevisionStatus": ".migration_status",
     "status": ".migration_status",

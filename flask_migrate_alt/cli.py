@@ -13,6 +13,7 @@ up in one :class:`DbOptions` object.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -22,8 +23,9 @@ from flask.cli import AppGroup
 
 from . import commands
 from .errors import catch_errors
+from .state import using_state
 
-__all__ = ["db"]
+__all__ = ["alembic_db", "db"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -453,3 +455,245 @@ def _attach_shared_options() -> None:
 
 
 _attach_shared_options()
+
+
+# --------------------------------------------------------------------------
+# Flask-Alembic's grammar, for apps that register flask_migrate_alt.Alembic
+
+
+@dataclass
+class AlembicOptions(DbOptions):
+    """``ctx.obj`` of the Alembic group: the extension, and the shared
+    options of ``status`` and ``lint``."""
+
+    alembic: Any = None
+
+
+@click.group("db", cls=AppGroup)
+@click.pass_context
+def alembic_db(ctx: click.Context) -> None:
+    """Perform database migrations."""
+    ctx.obj = AlembicOptions()
+    # status and lint work on this extension's repository, even when the
+    # app also registered Migrate under another name. Looked up when a
+    # command runs: only then is there an app context.
+    ctx.with_resource(using_state(_alembic_state))
+
+
+def _alembic() -> Any:
+    from flask import current_app
+
+    return current_app.extensions["alembic"]
+
+
+def _alembic_state() -> Any:
+    return _alembic()._migrate_state()
+
+
+def _pass_alembic(f: F) -> F:
+    """Pass the group's options with the app's ``Alembic`` extension set."""
+
+    @functools.wraps(f)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        obj = click.get_current_context().find_object(AlembicOptions)
+        assert obj is not None
+        obj.alembic = _alembic()
+        return f(obj, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _format(script: Any, verbose: bool) -> str:
+    return str(
+        script.cmd_format(
+            verbose,
+            include_branches=True,
+            include_doc=True,
+            include_parents=True,
+            tree_indicators=True,
+        )
+    )
+
+
+@alembic_db.command("mkdir")
+@_pass_alembic
+def alembic_mkdir(obj: AlembicOptions) -> None:
+    """Create the migration directory if it does not exist."""
+    catch_errors(obj.alembic.mkdir)()
+
+
+@alembic_db.command("current")
+@_verbose
+@click.option(
+    "--check-heads",
+    is_flag=True,
+    help="Exit 1 if a database is not on all head revisions.",
+)
+@_pass_alembic
+def alembic_current(obj: AlembicOptions, verbose: bool, check_heads: bool) -> None:
+    """Show the current revisions."""
+    alembic = obj.alembic
+    for script in catch_errors(alembic.current)():
+        click.echo(_format(script, verbose))
+    if check_heads and catch_errors(alembic.needs_upgrade)():
+        catch_errors(_fail)(
+            "Database is not on all head revisions; run 'flask db upgrade'"
+        )
+
+
+def _fail(message: str) -> None:
+    raise RuntimeError(message)
+
+
+@alembic_db.command("check")
+@_pass_alembic
+def alembic_check(obj: AlembicOptions) -> None:
+    """Exit 1 if the models differ from the database (a revision is needed)."""
+    diffs = catch_errors(obj.alembic.compare_metadata)()
+    if diffs:
+        catch_errors(_fail)(
+            f"Changes detected ({len(diffs)}): run 'flask db revision \"message\"' "
+            "to write them into a revision"
+        )
+    click.echo("No changes detected.")
+
+
+@alembic_db.command("heads")
+@click.option(
+    "--resolve-dependencies", is_flag=True, help="Treat dependencies as down revisions."
+)
+@_verbose
+@_pass_alembic
+def alembic_heads(
+    obj: AlembicOptions, resolve_dependencies: bool, verbose: bool
+) -> None:
+    """Show the revisions that have no child revisions."""
+    for script in catch_errors(obj.alembic.heads)(resolve_dependencies):
+        click.echo(_format(script, verbose))
+
+
+@alembic_db.command("branches")
+@_verbose
+@_pass_alembic
+def alembic_branches(obj: AlembicOptions, verbose: bool) -> None:
+    """Show the revisions that have more than one next revision."""
+    alembic = obj.alembic
+    for script in catch_errors(alembic.branches)():
+        click.echo(_format(script, verbose))
+        for name in script.nextrev:
+            child = alembic.script_directory.get_revision(name)
+            click.echo(f"    -> {_format(child, False)}")
+
+
+@alembic_db.command("log")
+@click.option("--start", default="base", help="Show since this revision.")
+@click.option("--end", default="heads", help="Show until this revision.")
+@_verbose
+@_pass_alembic
+def alembic_log(obj: AlembicOptions, start: str, end: str, verbose: bool) -> None:
+    """Show the revisions, newest first."""
+    for script in catch_errors(obj.alembic.log)(start, end):
+        click.echo(_format(script, verbose))
+
+
+@alembic_db.command("show")
+@click.argument("revisions", nargs=-1)
+@_pass_alembic
+def alembic_show(obj: AlembicOptions, revisions: tuple[str, ...]) -> None:
+    """Show the given revisions."""
+
+    def found() -> Any:
+        return obj.alembic.script_directory.get_revisions(revisions)
+
+    for script in catch_errors(found)():
+        click.echo(script.cmd_format(True))
+
+
+@alembic_db.command("stamp")
+@click.argument("target", default="heads")
+@_pass_alembic
+def alembic_stamp(obj: AlembicOptions, target: str) -> None:
+    """Set the current revision without running migrations."""
+    catch_errors(obj.alembic.stamp)(target)
+
+
+@alembic_db.command("upgrade")
+@click.argument("target", default="heads")
+@_pass_alembic
+def alembic_upgrade(obj: AlembicOptions, target: str) -> None:
+    """Run migrations to upgrade the database."""
+    catch_errors(obj.alembic.upgrade)(target)
+
+
+@alembic_db.command("downgrade")
+@click.argument("target", default="1")
+@_pass_alembic
+def alembic_downgrade(obj: AlembicOptions, target: str) -> None:
+    """Run migrations to downgrade the database (default: one step)."""
+    catch_errors(obj.alembic.downgrade)(target)
+
+
+@alembic_db.command("revision")
+@click.argument("message")
+@click.option("--empty", is_flag=True, help="Create an empty script.")
+@click.option(
+    "-b", "--branch", default="default", help="Use this independent branch name."
+)
+@click.option(
+    "-p",
+    "--parent",
+    multiple=True,
+    default=["head"],
+    help="Parent revision(s) of this revision.",
+)
+@click.option("--splice", is_flag=True, help="Allow a non-head parent revision.")
+@click.option(
+    "-d", "--depend", multiple=True, help="Revision(s) this revision depends on."
+)
+@click.option("-l", "--label", multiple=True, help="Label(s) to apply to the revision.")
+@click.option("--path", default=None, help="Where to store the revision.")
+@_pass_alembic
+def alembic_revision(
+    obj: AlembicOptions,
+    message: str,
+    empty: bool,
+    branch: str,
+    parent: tuple[str, ...],
+    splice: bool,
+    depend: tuple[str, ...],
+    label: tuple[str, ...],
+    path: str | None,
+) -> None:
+    """Generate a new revision (autogenerated unless --empty)."""
+    catch_errors(obj.alembic.revision)(
+        message,
+        empty=empty,
+        branch=branch,
+        parent=list(parent),
+        splice=splice,
+        depend=list(depend) or None,
+        label=list(label) or None,
+        path=path,
+    )
+
+
+@alembic_db.command("merge")
+@click.argument("revisions", nargs=-1)
+@click.option("-m", "--message", default=None, help="Revision message.")
+@click.option("-l", "--label", multiple=True, help="Label(s) to apply to the revision.")
+@_pass_alembic
+def alembic_merge(
+    obj: AlembicOptions,
+    revisions: tuple[str, ...],
+    message: str | None,
+    label: tuple[str, ...],
+) -> None:
+    """Generate a merge revision (default: of every head)."""
+    catch_errors(obj.alembic.merge)(
+        list(revisions) or "heads", message=message, label=list(label) or None
+    )
+
+
+# Ours, on Flask-Alembic repositories too.
+alembic_db.add_command(status)
+alembic_db.add_command(lint)

@@ -73,7 +73,7 @@ def _script(config: Config) -> ScriptDirectory:
     return script_directory(config)
 
 
-def _restores_configure_args(f: Callable[P, R]) -> Callable[P, R]:
+def restores_configure_args(f: Callable[P, R]) -> Callable[P, R]:
     """Give ``f`` the configure arguments in force, and undo env.py's changes.
 
     While ``f`` runs, ``app.extensions["migrate"].configure_args`` also holds
@@ -161,7 +161,7 @@ def _recorded_steps(directory: str | os.PathLike[str] | None) -> Iterator[list[A
 
 
 @contextmanager
-def _guarded(directory: str | os.PathLike[str] | None) -> Iterator[None]:
+def guarded(directory: str | os.PathLike[str] | None) -> Iterator[None]:
     """Hold the migration lock and the session timeouts while changing the schema."""
     from .locking import lock_settings, migration_lock, session_settings
 
@@ -300,7 +300,7 @@ def init(
 
 
 @catch_errors
-@_restores_configure_args
+@restores_configure_args
 def revision(
     directory: str | os.PathLike[str] | None = None,
     message: str | None = None,
@@ -410,7 +410,7 @@ def _rev_id(given: str | None) -> str | None:
 
 
 @catch_errors
-@_restores_configure_args
+@restores_configure_args
 def migrate(
     directory: str | os.PathLike[str] | None = None,
     message: str | None = None,
@@ -447,7 +447,7 @@ def migrate(
 
 
 @catch_errors
-@_restores_configure_args
+@restores_configure_args
 def edit(
     directory: str | os.PathLike[str] | None = None,
     revision: str = "current",
@@ -461,7 +461,7 @@ def edit(
 
 
 @catch_errors
-@_restores_configure_args
+@restores_configure_args
 def merge(
     directory: str | os.PathLike[str] | None = None,
     revisions: str | list[str] | tuple[str, ...] = "",
@@ -495,7 +495,7 @@ def merge(
 
 
 @catch_errors
-@_restores_configure_args
+@restores_configure_args
 def upgrade(
     directory: str | os.PathLike[str] | None = None,
     revision: str | int = "head",
@@ -515,7 +515,7 @@ def upgrade(
 
 
 @catch_errors
-@_restores_configure_args
+@restores_configure_args
 def downgrade(
     directory: str | os.PathLike[str] | None = None,
     revision: str | int = "-1",
@@ -567,7 +567,7 @@ def _move(
         if sql:
             alembic_command(config, target, sql=True, tag=tag)
             return _revision_ids(steps) or _offline_range(config, name, target)
-        with _guarded(directory):
+        with guarded(directory):
             before = _version_heads(directory)
             alembic_command(config, target, sql=False, tag=tag)
             after = _version_heads(directory)
@@ -656,7 +656,7 @@ def _offline_range(config: Config, name: str, target: str) -> list[str]:
 
 
 @catch_errors
-@_restores_configure_args
+@restores_configure_args
 def show(
     directory: str | os.PathLike[str] | None = None,
     revision: str = "head",
@@ -679,7 +679,7 @@ def show(
 
 
 @catch_errors
-@_restores_configure_args
+@restores_configure_args
 def history(
     directory: str | os.PathLike[str] | None = None,
     rev_range: str | None = None,
@@ -750,7 +750,7 @@ def _current_heads(directory: str | os.PathLike[str] | None) -> tuple[str, ...]:
 
 
 @catch_errors
-@_restores_configure_args
+@restores_configure_args
 def heads(
     directory: str | os.PathLike[str] | None = None,
     verbose: bool = False,
@@ -787,7 +787,7 @@ def heads(
 
 
 @catch_errors
-@_restores_configure_args
+@restores_configure_args
 def branches(
     directory: str | os.PathLike[str] | None = None,
     verbose: bool = False,
@@ -831,7 +831,7 @@ def _not_at_heads(name: str | None) -> RuntimeError:
 
 
 @catch_errors
-@_restores_configure_args
+@restores_configure_args
 def current(
     directory: str | os.PathLike[str] | None = None,
     verbose: bool = False,
@@ -890,7 +890,7 @@ def current(
 
 
 @catch_errors
-@_restores_configure_args
+@restores_configure_args
 def stamp(
     directory: str | os.PathLike[str] | None = None,
     revision: str = "head",
@@ -913,7 +913,7 @@ def stamp(
 
     config = _config(directory, x_arg=x_arg)
     if not sql:
-        with _guarded(directory):
+        with guarded(directory):
             command.stamp(config, revision, sql=sql, tag=tag, purge=purge)
         return list(_current_heads(directory))
     command.stamp(config, revision, sql=sql, tag=tag, purge=purge)
@@ -922,7 +922,7 @@ def stamp(
 
 
 @catch_errors
-@_restores_configure_args
+@restores_configure_args
 def check(
     directory: str | os.PathLike[str] | None = None, *, x_arg: XArg = None
 ) -> None:

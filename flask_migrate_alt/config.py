@@ -18,7 +18,12 @@ from typing import TYPE_CHECKING, Any, TextIO
 from alembic.config import Config as AlembicConfig
 
 from . import speedups
-from .paths import template_root, version_folders
+from .paths import (
+    in_process_environment,
+    resource_path,
+    template_root,
+    version_folders,
+)
 from .state import current_state, repository
 
 if TYPE_CHECKING:
@@ -29,6 +34,8 @@ __all__ = [
     "app_config",
     "apply_app_options",
     "build_config",
+    "flask_alembic_config",
+    "in_process_config",
     "script_directory",
 ]
 
@@ -89,6 +96,15 @@ def build_config(
     config = Config(os.path.join(directory, "alembic.ini"))
     # Config values are %-interpolated; a literal % in a path must be doubled.
     config.set_main_option("script_location", directory.replace("%", "%%"))
+    _set_command_options(config, x_arg, opts)
+    _find_branch_folders(config, directory)
+    return config
+
+
+def _set_command_options(
+    config: Config, x_arg: str | Iterable[str] | None, opts: Iterable[str] | None
+) -> None:
+    """Set ``cmd_opts`` as the ``alembic`` command line would."""
     cmd_opts = argparse.Namespace()
     for name in opts or ():
         setattr(cmd_opts, name, True)
@@ -99,8 +115,79 @@ def build_config(
     else:
         cmd_opts.x = list(x_arg)
     config.cmd_opts = cmd_opts
-    _find_branch_folders(config, directory)
+
+
+def flask_alembic_config(
+    root_path: str, options: Mapping[str, Any], *, databases: Iterable[str] = ()
+) -> Config:
+    """The ``Config`` of a Flask-Alembic repository, from ``app.config["ALEMBIC"]``.
+
+    As Flask-Alembic builds it, with no ``alembic.ini``: ``script_location``
+    (default ``migrations``) and each ``version_locations`` entry (a path,
+    or a ``(branch, path)`` pair) are taken from the app's ``root_path``
+    unless absolute or a package resource; the repository folder itself is
+    the first version location; the other keys are ``[alembic]`` options
+    (dicts become sections). ``databases`` are the names of several
+    databases, for the multiple-database ``script.py.mako``.
+    """
+    location = str(options.get("script_location", "migrations"))
+    locations = [location if ":" in location else resource_path(location, root_path)]
+    for item in options.get("version_locations") or ():
+        path = os.fspath(item if isinstance(item, (str, os.PathLike)) else item[-1])
+        locations.append(path if ":" in path else resource_path(path, root_path))
+    config = Config()
+    config.set_main_option("script_location", _ini(locations[0]))
+    config.set_main_option("path_separator", "os")
+    config.set_main_option(
+        "version_locations",
+        os.pathsep.join(_ini(item) for item in dict.fromkeys(locations)),
+    )
+    apply_app_options(
+        config,
+        {
+            key: value
+            for key, value in options.items()
+            if key not in ("script_location", "version_locations")
+        },
+    )
+    names = list(databases)
+    if len(names) > 1:
+        config.set_main_option("databases", ", ".join(names))
     return config
+
+
+def in_process_config(
+    config: AlembicConfig,
+    repository: str,
+    *,
+    x_arg: str | Iterable[str] | None = None,
+    opts: Iterable[str] | None = None,
+) -> Config:
+    """A copy of ``config`` that Alembic's commands can run without an ``env.py``.
+
+    Alembic loads ``env.py`` and ``script.py.mako`` from ``script_location``.
+    The copy points there to the package's stand-in environment (see
+    :func:`~flask_migrate_alt.paths.in_process_environment`), whose env.py
+    runs the repository through :mod:`.environment` and whose template
+    renders the repository's own ``script.py.mako``. The revisions are still
+    found in the version locations, which include ``repository``.
+    """
+    copy = Config()
+    parser = config.file_config
+    defaults = parser.defaults()
+    for section in parser.sections():
+        for key, value in parser.items(section, raw=True):
+            if key not in defaults:
+                copy.set_section_option(section, key, value)
+    copy.attributes.update(config.attributes)
+    copy.set_main_option("script_location", _ini(str(in_process_environment())))
+    copy.set_section_option(
+        "flask_migrate_alt",
+        "script_template",
+        _ini(os.path.join(repository, "script.py.mako")),
+    )
+    _set_command_options(copy, x_arg, opts)
+    return copy
 
 
 def _find_branch_folders(config: Config, directory: str) -> None:

@@ -43,6 +43,8 @@ T = TypeVar("T")
 
 
 DEFAULT_KEYS = (None, "default")  # Flask-SQLAlchemy, Flask-SQLAlchemy-Lite
+#: The default database's name in revision files: Migrate's, Flask-Alembic's.
+DEFAULT_NAMES = ("", "default")
 
 
 def as_mapping(value: Any) -> dict[str | None, Any] | None:
@@ -127,7 +129,9 @@ def database_names() -> list[str]:
     """
     state = current_state()
     binds = current_app.config.get("SQLALCHEMY_BINDS")
-    if state.engines is None and binds:
+    if state.names_from_metadata:
+        keys = [key for key in _metadatas(state) if key is not None]
+    elif state.engines is None and binds:
         keys = [key for key in binds if key not in DEFAULT_KEYS]
     else:
         keys = [key for key in _engines(state) if key is not None]
@@ -139,22 +143,23 @@ def database_names() -> list[str]:
                 "templates: revision files name a function after each bind, so "
                 "rename it to letters, digits and underscores"
             )
-    return ["", *keys]
+    return [state.default_name, *keys]
 
 
 @dataclass
 class Database:
     """One database that the migrations run on."""
 
-    #: ``""`` for the default database, else the bind key. Revision files of
-    #: multi-database repositories call ``upgrade_<name>()`` for it.
+    #: ``""`` for the default database (``"default"`` in a Flask-Alembic
+    #: repository), else the bind key. Revision files of multi-database
+    #: repositories call ``upgrade_<name>()`` for it.
     name: str
     engine: Any
     metadata: MetaData | None
 
     @property
     def bind_key(self) -> str | None:
-        return self.name or None
+        return None if self.name in DEFAULT_NAMES else self.name
 
     @property
     def is_async(self) -> bool:
@@ -173,8 +178,8 @@ def databases(multidb: bool = False) -> list[Database]:
     engines = _engines(state)
     metadatas = _metadatas(state)
     found = []
-    for name in database_names() if multidb else [""]:
-        key = name or None
+    for name in database_names() if multidb else [state.default_name]:
+        key = None if name in DEFAULT_NAMES else name
         if key not in engines:
             where = "the default database" if key is None else f"bind {key!r}"
             raise RuntimeError(

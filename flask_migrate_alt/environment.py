@@ -29,7 +29,7 @@ from .databases import (
     run_with_connection,
 )
 from .errors import log
-from .state import current_state
+from .state import current_state, is_multidb
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -43,11 +43,13 @@ T = TypeVar("T")
 
 __all__ = [
     "Database",
+    "StderrHandler",
     "database_names",
     "databases",
     "run_offline",
     "run_online",
     "run_online_async",
+    "run_repository",
     "run_with_connection",
     "setup_logging",
 ]
@@ -57,7 +59,7 @@ __all__ = [
 # logging
 
 
-class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """Write to whatever ``sys.stderr`` is at the time of the record.
 
     Test runners and ``click.testing.CliRunner`` swap ``sys.stderr``; a
@@ -129,7 +131,7 @@ def setup_logging(config: Config) -> None:
             continue  # the app (or an earlier command) configured it
         logger.setLevel(level)
         if not app_has_logging:
-            handler = _StderrHandler()
+            handler = StderrHandler()
             handler.setFormatter(logging.Formatter(fmt))
             logger.addHandler(handler)
             logger.propagate = False
@@ -219,7 +221,7 @@ def _per_database(db: Database, args: dict[str, Any]) -> dict[str, Any]:
 
 
 def _sql_file_name(db: Database) -> str:
-    return "default.sql" if not db.name else f"bind-{db.name}.sql"
+    return "default.sql" if db.bind_key is None else f"bind-{db.name}.sql"
 
 
 def run_offline(
@@ -244,7 +246,7 @@ def run_offline(
         return
     for db in dbs:
         file_name = _sql_file_name(db)
-        where = "the default database" if not db.name else f"bind {db.name!r}"
+        where = "the default database" if db.bind_key is None else f"bind {db.name!r}"
         log.info("Writing SQL for %s to %s", where, file_name)
         with open(file_name, "w", encoding="utf-8") as buffer:
             context.configure(
@@ -260,7 +262,9 @@ def _run_on_connections(
     connections: Sequence[Connection],
     multidb: bool,
     env_kwargs: dict[str, Any],
+    run_args: dict[str, Any] | None = None,
 ) -> None:
+    run_args = run_args or {}
     args = _configure_args(env_kwargs)
     if args.get("process_revision_directives") is None:
         args["process_revision_directives"] = _skip_empty_autogenerate(
@@ -278,7 +282,9 @@ def _run_on_connections(
             args.setdefault("target_metadata", dbs[0].metadata)
             if ddl[id(connections[0])]:
                 args.setdefault("transactional_ddl", True)
-            _run_on_connection(context, connections[0], args, own_transaction=True)
+            _run_on_connection(
+                context, connections[0], args, own_transaction=True, **run_args
+            )
             return
         # All databases move together: each runs in its own transaction, and
         # they are committed only after every database succeeded.
@@ -290,7 +296,7 @@ def _run_on_connections(
                     connection,
                     _per_database(db, args),
                     own_transaction=False,
-                    engine_name=db.name,
+                    **{**run_args, "engine_name": db.name},
                 )
         except BaseException:
             for transaction in transactions:
@@ -364,10 +370,36 @@ def _run_sync(
     dbs: Sequence[Database],
     multidb: bool,
     env_kwargs: dict[str, Any],
+    run_args: dict[str, Any] | None = None,
 ) -> None:
     with ExitStack() as stack:
         connections = [stack.enter_context(db.engine.connect()) for db in dbs]
-        _run_on_connections(context, dbs, connections, multidb, env_kwargs)
+        _run_on_connections(context, dbs, connections, multidb, env_kwargs, run_args)
+
+
+def run_repository(
+    context: EnvironmentContext, *, run_args: dict[str, Any] | None = None
+) -> None:
+    """Run a repository that has no ``env.py`` (Flask-Alembic's), in process.
+
+    What ``env.py`` would do, decided from the repository itself: offline
+    or online, and one database or several (its ``script.py.mako`` takes
+    ``engine_name``). ``run_args`` are passed to each revision's
+    ``upgrade()``/``downgrade()``, as ``context.run_migrations(**run_args)``
+    would.
+    """
+    multidb = is_multidb(current_state().directory)
+    if context.is_offline_mode():
+        run_offline(context, multidb=multidb)
+        return
+    dbs = databases(multidb)
+    if any(db.is_async for db in dbs):
+        import asyncio
+
+        refuse_running_loop()
+        asyncio.run(run_online_async(context, multidb=multidb))
+    else:
+        _run_sync(context, dbs, multidb, {}, run_args)
 
 
 def run_online(

@@ -166,6 +166,17 @@ class Migrate:
         if render_as_batch is not None:
             self.alembic_ctx_kwargs["render_as_batch"] = render_as_batch
 
+        if self.command:
+            from .cli import alembic_db
+
+            if app.cli.commands.get(self.command) is alembic_db:
+                raise RuntimeError(
+                    f"the command group 'flask {self.command}' is already "
+                    "registered by Alembic; give Migrate another name "
+                    "(Migrate(app, db, command='migrate')) or Alembic another "
+                    "one (Alembic(app, command_name='alembic'))"
+                )
+
         # app.config["ALEMBIC"]["script_location"] (Flask-Alembic's setting)
         # picks this app's directory over the one given to Migrate.
         app_directory = (app.config.get("ALEMBIC") or {}).get("script_location")

@@ -83,7 +83,7 @@ def lock_settings(enabled: bool, timeout: float | None) -> tuple[bool, float]:
 
 
 def _where(db: Database) -> str:
-    return "the database" if not db.name else f"database {db.name!r}"
+    return "the database" if db.bind_key is None else f"database {db.name!r}"
 
 
 def _lock_key(name: str) -> int:

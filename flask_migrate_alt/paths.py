@@ -6,6 +6,7 @@ fast path of ``upgrade`` compares env.py files with the shipped ones.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,10 +17,12 @@ __all__ = [
     "available_templates",
     "cache_file",
     "configure_keywords",
+    "in_process_environment",
     "may_write_cache",
     "is_revision_file",
     "is_template",
     "read_identifiers",
+    "resource_path",
     "template_root",
     "version_folders",
 ]
@@ -90,7 +93,9 @@ def available_templates(root: Path | None = None) -> dict[str, str]:
     root = template_root() if root is None else root
     found: dict[str, str] = {}
     for path in sorted(root.iterdir()):
-        if not is_template(path):
+        # "_in_process" is not a template: it stands in for the env.py that
+        # Flask-Alembic's repositories do not have (see config.py).
+        if path.name.startswith("_") or not is_template(path):
             continue
         readme = path / "README"
         synopsis = ""
@@ -99,6 +104,41 @@ def available_templates(root: Path | None = None) -> dict[str, str]:
                 synopsis = f.readline().strip()
         found[path.name] = synopsis
     return found
+
+
+def in_process_environment() -> Path:
+    """The folder whose ``env.py`` runs a repository that has none.
+
+    Flask-Alembic's repositories hold only ``script.py.mako`` and revision
+    files; Alembic loads ``env.py`` from its ``script_location``, so the
+    Config that runs them points there and lists the repository's folders
+    as version locations.
+    """
+    return template_root() / "_in_process"
+
+
+def resource_path(location: str, root_path: str) -> str:
+    """The folder ``location`` names, as Flask-Alembic reads its settings.
+
+    A relative path is taken from the app's ``root_path``; ``package:folder``
+    names a folder inside an installed package (Alembic's resource syntax).
+    """
+    if os.path.isabs(location):
+        return location
+    package, colon, folder = location.partition(":")
+    if colon and package and not os.path.splitdrive(location)[0]:
+        import importlib.util
+
+        spec = importlib.util.find_spec(package)
+        if spec is None:
+            raise RuntimeError(
+                f"cannot find the package {package!r} of the location "
+                f"{location!r} in app.config['ALEMBIC']; install it or use a path"
+            )
+        roots = list(spec.submodule_search_locations or ())
+        base = roots[0] if roots else os.path.dirname(spec.origin or "")
+        return os.path.join(base, folder)
+    return os.path.join(root_path, location)
 
 
 def version_folders(directory: str) -> list[Path]:

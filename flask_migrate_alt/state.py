@@ -7,7 +7,9 @@ imports neither Alembic nor SQLAlchemy (it runs on every app start-up).
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +20,13 @@ if TYPE_CHECKING:
 
     from .extension import Migrate
 
-__all__ = ["MigrateState", "current_state", "is_multidb", "repository"]
+__all__ = [
+    "MigrateState",
+    "current_state",
+    "is_multidb",
+    "repository",
+    "using_state",
+]
 
 
 class MigrateState:
@@ -38,6 +46,8 @@ class MigrateState:
         configure_args: dict[str, Any],
         *,
         default_get_config: bool = True,
+        default_name: str = "",
+        names_from_metadata: bool = False,
     ) -> None:
         self.migrate = migrate
         self.db = db
@@ -53,6 +63,13 @@ class MigrateState:
         #: then is the Config known from ``alembic.ini`` and the app's
         #: settings alone (see :mod:`.speedups`).
         self.default_get_config = default_get_config
+        #: The name of the default database in revision files: ``""``
+        #: (``upgrade_()``) for Migrate's templates, ``"default"``
+        #: (``upgrade_default()``) for Flask-Alembic's repositories.
+        self.default_name = default_name
+        #: Whether the databases of a multiple-database repository are the
+        #: keys of the metadata (Flask-Alembic) rather than the app's binds.
+        self.names_from_metadata = names_from_metadata
 
     @property
     def metadata(self) -> MetaData:
@@ -73,21 +90,52 @@ class MigrateState:
         return explicit
 
 
-def current_state() -> MigrateState:
-    """Return ``app.extensions["migrate"]`` of the current Flask app.
+#: Set while an ``Alembic`` extension (Flask-Alembic's API) runs a command,
+#: so that the core works on its repository even when the app also has a
+#: ``Migrate`` registered under another command name.
+_ACTIVE: ContextVar[Callable[[], MigrateState] | None] = ContextVar(
+    "flask_migrate_alt_active_state", default=None
+)
 
-    :raises MigrateNotSetUp: the app has no :class:`Migrate`.
+
+@contextmanager
+def using_state(provider: Callable[[], MigrateState]) -> Iterator[None]:
+    """Make ``provider()`` the current state while the block runs."""
+    token = _ACTIVE.set(provider)
+    try:
+        yield
+    finally:
+        _ACTIVE.reset(token)
+
+
+def current_state() -> MigrateState:
+    """Return the migration state of the current Flask app.
+
+    That is ``app.extensions["migrate"]``; in an app that registered only
+    the Flask-Alembic-compatible ``Alembic`` extension, the state that
+    extension builds for its repository; while an ``Alembic`` method or
+    command runs, always the latter.
+
+    :raises MigrateNotSetUp: the app has neither extension.
     """
     from flask import current_app
 
-    try:
-        found = current_app.extensions["migrate"]
-    except KeyError:
-        raise MigrateNotSetUp(
-            f"the Flask app {current_app.name!r} has no Migrate extension; "
-            "create it with Migrate(app, db) or call migrate.init_app(app, db)"
-        ) from None
-    return found  # type: ignore[no-any-return]
+    provider = _ACTIVE.get()
+    if provider is not None:
+        return provider()
+    found = current_app.extensions.get("migrate")
+    if found is not None:
+        return found  # type: ignore[no-any-return]
+    # Duck-typed: the real Flask-Alembic's object has no such method.
+    alembic_state = getattr(
+        current_app.extensions.get("alembic"), "_migrate_state", None
+    )
+    if alembic_state is not None:
+        return alembic_state()  # type: ignore[no-any-return]
+    raise MigrateNotSetUp(
+        f"the Flask app {current_app.name!r} has no Migrate extension; "
+        "create it with Migrate(app, db) or call migrate.init_app(app, db)"
+    )
 
 
 def repository(directory: str | os.PathLike[str] | None) -> str:

@@ -32,6 +32,7 @@ LAYERS: list[set[str]] = [
     {"migration_status", "review", "testing", "pytest_plugin"},
     {"cli"},
     {"extension"},
+    {"alembic_extension"},
     {"__init__"},
 ]
 
