@@ -27,6 +27,7 @@ import os
 import shutil
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -112,6 +113,7 @@ def _setup_logging() -> None:
 class _AppCache:
     """What the extension keeps for one app."""
 
+    app: weakref.ref[Flask]
     config: Config | None = None
     state: MigrateState | None = None
     engines: dict[str, Any] | None = None
@@ -151,14 +153,18 @@ class _Runner(Migrate):
 class _State(MigrateState):
     """The state of a Flask-Alembic repository: its databases are found late.
 
-    The engines and metadata are resolved the first time the core asks for
-    them, with Flask-Alembic's rules and error messages, so that commands
-    that do not touch a database (``heads``, an empty ``revision``) work
-    without one.
+    The engines and metadata are resolved when the core asks for them, with
+    Flask-Alembic's rules and error messages, so that commands that do not
+    touch a database (``heads``, an empty ``revision``) work without one.
+    Engines that come from Flask-SQLAlchemy(-Lite) are read from it each
+    time (``engines`` is then ``None`` and ``db`` is that extension), as for
+    ``Migrate(app, db)``, so that the testing fixtures can point them
+    elsewhere.
     """
 
-    def __init__(self, owner: Alembic, runner: _Runner) -> None:
+    def __init__(self, owner: Alembic, runner: _Runner, app: Flask) -> None:
         self.owner = owner
+        self.app = app
         super().__init__(
             runner,
             None,
@@ -169,20 +175,39 @@ class _State(MigrateState):
             names_from_metadata=True,
         )
 
+    def _in_app(self, f: Callable[[], T]) -> T:
+        from flask import has_app_context
+
+        if has_app_context() and current_app.extensions is self.app.extensions:
+            return f()
+        with self.app.app_context():
+            return f()
+
     @property  # type: ignore[override]
     def metadatas(self) -> dict[str, Any]:
-        return self.owner._targets()[1]
+        return self._in_app(lambda: self.owner._targets()[1])
 
     @metadatas.setter
     def metadatas(self, value: Any) -> None:
         pass  # always resolved from the extension
 
     @property
-    def engines(self) -> dict[str, Any]:
-        return self.owner._targets()[0]
+    def engines(self) -> dict[str, Any] | None:
+        engines = self._in_app(lambda: self.owner._targets()[0])
+        return engines if self.owner.engines else None
 
     @engines.setter
     def engines(self, value: Any) -> None:
+        pass
+
+    @property
+    def db(self) -> Any:
+        extension = self.app.extensions.get("sqlalchemy")
+        # Flask-SQLAlchemy 2 stores a state object that holds the db.
+        return getattr(extension, "db", extension)
+
+    @db.setter
+    def db(self, value: Any) -> None:
         pass
 
 
@@ -271,7 +296,7 @@ class Alembic:
         )
         # One per app, kept with the app (an app factory called twice gets
         # two), by this object's id in case an app has several.
-        app.extensions.setdefault(_CACHES, {})[id(self)] = _AppCache()
+        app.extensions.setdefault(_CACHES, {})[id(self)] = _AppCache(weakref.ref(app))
         app.teardown_appcontext(self._teardown)
         if run_mkdir or (run_mkdir is None and self.run_mkdir):
             with app.app_context():
@@ -312,7 +337,6 @@ class Alembic:
         if cache.engines is not None and cache.metadatas is not None:
             return cache.engines, cache.metadatas
         extension = current_app.extensions.get("sqlalchemy")
-        # Flask-SQLAlchemy 2 stores a state object that holds the db.
         db = getattr(extension, "db", extension)
         metadatas = dict(self.metadatas)
         if not metadatas and db is not None and hasattr(db, "metadata"):
@@ -338,14 +362,18 @@ class Alembic:
                 f"Missing engine {plural} for {names}: add them to the engines "
                 "(SQLALCHEMY_ENGINES, SQLALCHEMY_BINDS or engines=...)."
             )
-        cache.engines, cache.metadatas = engines, metadatas
+        if self.engines:
+            # Given: kept, so that one dict serves the app's whole life.
+            cache.engines, cache.metadatas = engines, metadatas
         return engines, metadatas
 
     def _migrate_state(self) -> MigrateState:
         """The state the core works with while this extension runs a command."""
         cache = self._app_cache()
         if cache.state is None:
-            cache.state = _State(self, _Runner(self, self._directory()))
+            app = cache.app()
+            assert app is not None  # the cache lives in app.extensions
+            cache.state = _State(self, _Runner(self, self._directory()), app)
         return cache.state
 
     @contextmanager

@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from .state import app_state
+
 if TYPE_CHECKING:
     from alembic.script import Script, ScriptDirectory
     from flask import Flask
@@ -139,8 +141,7 @@ def _app_directory(config: pytest.Config, app: Flask) -> str | None:
     configured = _directory(config)
     if configured is not None:
         return configured
-    state = app.extensions.get("migrate")
-    own = getattr(state, "directory", None)
+    own = app_state(app).directory
     if own is None or os.path.isabs(own) or os.path.isdir(own):
         return None
     in_root = Path(config.rootpath) / own
@@ -366,7 +367,7 @@ def _read_history(config: pytest.Config) -> _History:
     app = _load_app(spec) if spec else None
     if directory is None and app is not None:
         directory = _app_directory(config, app) or os.path.abspath(
-            app.extensions["migrate"].directory
+            app_state(app).directory
         )
     if directory is None:
         directory = str(Path(config.rootpath) / "migrations")

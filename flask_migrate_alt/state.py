@@ -16,12 +16,14 @@ from typing import TYPE_CHECKING, Any
 from .errors import MigrateNotSetUp
 
 if TYPE_CHECKING:
+    from flask import Flask
     from sqlalchemy import MetaData
 
     from .extension import Migrate
 
 __all__ = [
     "MigrateState",
+    "app_state",
     "current_state",
     "is_multidb",
     "repository",
@@ -136,6 +138,32 @@ def current_state() -> MigrateState:
         f"the Flask app {current_app.name!r} has no Migrate extension; "
         "create it with Migrate(app, db) or call migrate.init_app(app, db)"
     )
+
+
+def app_state(app: Flask) -> MigrateState:
+    """Return the migration state of ``app``, with or without its app context.
+
+    For tools that hold the app itself (the testing fixtures, the pytest
+    plugin): ``app.extensions["migrate"]``, else the state of the
+    Flask-Alembic-compatible ``Alembic`` extension.
+
+    :raises MigrateNotSetUp: the app has neither extension.
+    """
+    from flask import current_app, has_app_context
+
+    found = app.extensions.get("migrate")
+    if found is not None:
+        return found  # type: ignore[no-any-return]
+    make = getattr(app.extensions.get("alembic"), "_migrate_state", None)
+    if make is None:
+        raise MigrateNotSetUp(
+            f"the Flask app {app.name!r} has no Migrate extension; "
+            "create it with Migrate(app, db) or call migrate.init_app(app, db)"
+        )
+    if has_app_context() and current_app.extensions is app.extensions:
+        return make()  # type: ignore[no-any-return]
+    with app.app_context():
+        return make()  # type: ignore[no-any-return]
 
 
 def repository(directory: str | os.PathLike[str] | None) -> str:

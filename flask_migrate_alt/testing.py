@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .state import app_state
+
 if TYPE_CHECKING:
     from flask import Flask
     from sqlalchemy import Connection, Engine
@@ -355,7 +357,7 @@ def _engine_tables(app: Flask) -> list[dict[Any, Any]]:
     every access to ``db.engines``, so replacing its items is seen by
     sessions made afterwards and by the migration commands.
     """
-    state = app.extensions["migrate"]
+    state = app_state(app)
     tables: list[dict[Any, Any]] = []
     if isinstance(state.engines, dict):
         tables.append(state.engines)
@@ -444,7 +446,7 @@ def _end_session(app: Flask) -> None:
     """
     from flask import current_app, has_app_context
 
-    db = app.extensions["migrate"].db
+    db = app_state(app).db
     # Flask-SQLAlchemy's scoped session is an instance attribute; the
     # session of Flask-SQLAlchemy-Lite, a property, ends with the context.
     remove = getattr(getattr(db, "__dict__", {}).get("session"), "remove", None)

@@ -7,6 +7,7 @@ runs pytest on it with ``pytester``, the way a user would.
 
 from __future__ import annotations
 
+import shutil
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -25,7 +26,7 @@ from flask import Flask
 
 from flask_migrate_alt import init
 
-from .conftest import Server
+from .conftest import REPO, Server
 
 # Inline pytest runs forget the modules they imported; importing these here
 # keeps them loaded, so that SQLAlchemy does not register its functions
@@ -1037,3 +1038,60 @@ def test_pytest_run_from_inside_the_tests_folder(
         str(made.pytester.path),
     )
     result.assert_outcomes(passed=10)
+
+
+# --------------------------------------------------------------------------
+# Flask-Alembic repositories (flask_migrate_alt.Alembic)
+
+
+PLUGIN_APP = """
+from flask import Flask
+from flask_sqlalchemy import SQLAlchemy
+from flask_migrate_alt import Alembic
+
+db = SQLAlchemy()
+
+
+class Author(db.Model):
+    __tablename__ = "author"
+    id = db.Column(db.Integer, primary_key=True)
+    name = db.Column(db.String(80), nullable=False)
+    email = db.Column(db.String(120))
+
+
+def create_app():
+    app = Flask(__name__)
+    app.config["SQLALCHEMY_DATABASE_URI"] = {url!r}
+    db.init_app(app)
+    Alembic(app)
+    return app
+"""
+
+
+def test_built_in_tests_on_a_flask_alembic_repository(
+    pytester: pytest.Pytester, server: Server
+) -> None:
+    url = server.new_database()
+    pytester.chdir()
+    pytester.syspathinsert()
+    shutil.copytree(
+        REPO / "tests" / "fixtures" / "flask_alembic_single",
+        pytester.path / "migrations",
+    )
+    pytester.makepyfile(faapp=PLUGIN_APP.format(url=url))
+    pytester.makeini("[pytest]\nflask_migrations_app = faapp:create_app\n")
+    pytester.makeconftest("")
+    result = pytester.runpytest_inprocess(
+        "-p", "no:cacheprovider", "--flask-migrations", "-v"
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "*test_single_head PASSED*",
+            "*test_upgrade_stepwise PASSED*",
+            "*test_models_match_database PASSED*",
+            "*test_up_down_up[[]1733141400[]] PASSED*",
+        ]
+    )
+    assert result.ret == 0
+    # Only databases made for the tests were used.
+    assert _tables(url) == set()
