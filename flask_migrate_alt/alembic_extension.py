@@ -274,18 +274,10 @@ class Alembic:
             self.metadatas = _by_name(metadatas)
         if engines is not None:
             self.engines = _by_name(engines)
-        group = None
-        if self.command_name:
-            from .cli import alembic_db, db
+        from .cli import alembic_db, check_command_name
 
-            if app.cli.commands.get(self.command_name) is db:
-                raise RuntimeError(
-                    f"the command group 'flask {self.command_name}' is already "
-                    "registered by Migrate; give Alembic another name "
-                    "(Alembic(app, command_name='alembic')) or Migrate another "
-                    "one (Migrate(app, db, command='migrate'))"
-                )
-            group = alembic_db
+        if self.command_name:
+            check_command_name(app, self.command_name, alembic_db)
         app.extensions["alembic"] = self
         options = app.config.setdefault("ALEMBIC", {})
         options.setdefault("script_location", "migrations")
@@ -301,8 +293,8 @@ class Alembic:
         if run_mkdir or (run_mkdir is None and self.run_mkdir):
             with app.app_context():
                 self.mkdir()
-        if group is not None:
-            app.cli.add_command(group, self.command_name)
+        if self.command_name:
+            app.cli.add_command(alembic_db, self.command_name)
 
     # ------------------------------------------------------------------
     # per-app objects

@@ -25,7 +25,7 @@ from . import commands
 from .errors import catch_errors
 from .state import using_state
 
-__all__ = ["alembic_db", "db"]
+__all__ = ["alembic_db", "check_command_name", "db"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -691,6 +691,23 @@ def alembic_merge(
     """Generate a merge revision (default: of every head)."""
     catch_errors(obj.alembic.merge)(
         list(revisions) or "heads", message=message, label=list(label) or None
+    )
+
+
+def check_command_name(app: Any, name: str, group: click.Group) -> None:
+    """Refuse to register ``group`` where the other extension's group is.
+
+    ``Migrate`` and ``Alembic`` may share an app, each under its own name;
+    under one name the second would silently replace the first.
+    """
+    existing = app.cli.commands.get(name)
+    if existing is None or existing is group or existing not in (db, alembic_db):
+        return
+    owner = "Migrate" if existing is db else "Alembic"
+    raise RuntimeError(
+        f"the command group 'flask {name}' is already registered by {owner}; "
+        "give each extension its own name, for example "
+        "Migrate(app, db, command='migrate') or Alembic(app, command_name='alembic')"
     )
 
 

@@ -167,15 +167,10 @@ class Migrate:
             self.alembic_ctx_kwargs["render_as_batch"] = render_as_batch
 
         if self.command:
-            from .cli import alembic_db
+            from .cli import check_command_name
+            from .cli import db as db_group
 
-            if app.cli.commands.get(self.command) is alembic_db:
-                raise RuntimeError(
-                    f"the command group 'flask {self.command}' is already "
-                    "registered by Alembic; give Migrate another name "
-                    "(Migrate(app, db, command='migrate')) or Alembic another "
-                    "one (Alembic(app, command_name='alembic'))"
-                )
+            check_command_name(app, self.command, db_group)
 
         # app.config["ALEMBIC"]["script_location"] (Flask-Alembic's setting)
         # picks this app's directory over the one given to Migrate.
@@ -190,8 +185,6 @@ class Migrate:
             default_get_config=type(self).get_config is Migrate.get_config,
         )
         if self.command:
-            from .cli import db as db_group
-
             app.cli.add_command(db_group, name=self.command)
 
     def configure(self, f: ConfigureCallback) -> ConfigureCallback:

@@ -429,7 +429,9 @@ def test_op_runs_on_each_database(make: MakeApp, sqlite_server: Server) -> None:
         )
         for context in alembic.migration_contexts.values():
             assert context.connection is not None
-            context.connection.commit()
+            transaction = context.connection.get_transaction()
+            if transaction is not None:  # SQLAlchemy 1.4 autocommits DDL
+                transaction.commit()
     assert "a" in table_names(urls["default"]) and "b" not in table_names(
         urls["default"]
     )
