@@ -582,19 +582,12 @@ class Alembic:
         A head that a current revision depends on counts as applied: the
         version table then keeps only the dependent revision.
         """
+        from .inspection import pending_upgrade
+
         script = self.script_directory
-        heads = set(script.get_heads())
         with self._open_contexts() as contexts:
             found = [context.get_current_heads() for context in contexts.values()]
-        for current in found:
-            applied = {
-                sc.revision
-                for sc in script.iterate_revisions(current, "base")
-                if sc is not None
-            }
-            if not heads <= applied:
-                return True
-        return False
+        return any(pending_upgrade(script, current) for current in found)
 
     def heads(self, resolve_dependencies: bool = False) -> tuple[Script, ...]:
         """The revisions that have no child revision.

@@ -616,6 +616,8 @@ def _ran(
     ones Alembic walks for that move (``iterate_revisions``, as its
     upgrade and downgrade do), in the order they ran.
     """
+    from .config import revisions_between
+
     if before is None or after is None or before == after:
         return []
     script = _script(config)
@@ -623,22 +625,9 @@ def _ran(
     for key, now in after.items():
         was = before.get(key, ())
         if was != now:
-            moved = _between(script, name, was, now)
+            moved = revisions_between(script, was, now, up=name == "upgrade")
             ran.extend(rev for rev in moved if rev not in ran)
     return ran
-
-
-def _between(script: ScriptDirectory, name: str, was: Any, now: Any) -> list[str]:
-    """The revisions Alembic runs to move from ``was`` to ``now``, in order.
-
-    Those between the higher and the lower state, as Alembic walks them
-    from the top: an upgrade runs them bottom up, a downgrade top down.
-    """
-    if name == "upgrade":
-        walked = list(script.iterate_revisions(now, was, implicit_base=True))[::-1]
-    else:
-        walked = list(script.iterate_revisions(was, now, implicit_base=True))
-    return [sc.revision for sc in walked if sc is not None]
 
 
 def _offline_range(config: Config, name: str, target: str) -> list[str]:
@@ -647,9 +636,12 @@ def _offline_range(config: Config, name: str, target: str) -> list[str]:
     For an env.py that does not pass on the ``on_version_apply`` callback;
     the range is walked as Alembic walks it for the SQL.
     """
+    from .config import revisions_between
+
     start, _, end = target.rpartition(":")
     try:
-        return _between(_script(config), name, start or (), end)
+        script = _script(config)
+        return revisions_between(script, start or (), end, up=name == "upgrade")
     except Exception:  # noqa: BLE001 - only the return value is at stake
         log.debug("cannot tell which revisions %r covers", target, exc_info=True)
         return []

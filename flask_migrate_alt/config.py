@@ -36,6 +36,7 @@ __all__ = [
     "build_config",
     "flask_alembic_config",
     "in_process_config",
+    "revisions_between",
     "script_directory",
 ]
 
@@ -310,3 +311,22 @@ def script_directory(config: AlembicConfig) -> ScriptDirectory:
     from alembic.script import ScriptDirectory
 
     return ScriptDirectory.from_config(config)
+
+
+def revisions_between(
+    script: ScriptDirectory, was: Any, now: Any, *, up: bool
+) -> list[str]:
+    """The revisions Alembic runs to move a database from ``was`` to ``now``.
+
+    In the order they run: those between the lower and the higher state, as
+    Alembic's upgrade and downgrade walk them from the top (an upgrade runs
+    them bottom up, a downgrade top down). ``was`` and ``now`` are what
+    ``iterate_revisions`` accepts: a version table's heads, ``"heads"``, a
+    revision.
+
+    :raises alembic.script.revision.RevisionError: a state does not fit the
+        history.
+    """
+    upper, lower = (now, was) if up else (was, now)
+    walked = list(script.iterate_revisions(upper, lower, implicit_base=True))
+    return [sc.revision for sc in (walked[::-1] if up else walked) if sc is not None]

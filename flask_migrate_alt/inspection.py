@@ -14,7 +14,7 @@ answer; for a single-database repository they are the answer itself.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -47,11 +47,17 @@ def script_directory(
 
 
 def needs_upgrade(directory: str | os.PathLike[str] | None = None) -> bool:
-    """Tell whether any database is not at all the heads of the history."""
-    heads = set(script_directory(directory).get_heads())
+    """Tell whether ``upgrade`` to the heads would run a revision on any database.
+
+    A head that a current revision depends on counts as applied: after the
+    upgrade Alembic keeps only the dependent revision in the version table,
+    and an upgrade would run nothing. A version table naming a revision the
+    history does not have counts as behind.
+    """
+    script = script_directory(directory)
 
     def behind(context: MigrationContext, db: Database) -> bool:
-        return set(context.get_current_heads()) != heads
+        return pending_upgrade(script, context.get_current_heads())
 
     found = each_database(directory, behind)
     return any(found.values()) if isinstance(found, dict) else found
@@ -131,3 +137,15 @@ def operations(bind: str | None = None) -> Iterator[Operations]:
 
     with migration_context(bind) as context:
         yield Operations(context)
+
+
+def pending_upgrade(script: ScriptDirectory, current: Sequence[str]) -> bool:
+    """Whether ``upgrade heads`` would run a revision on a database at ``current``."""
+    from alembic.script.revision import RevisionError
+
+    from .config import revisions_between
+
+    try:
+        return bool(revisions_between(script, tuple(current), "heads", up=True))
+    except RevisionError:
+        return True

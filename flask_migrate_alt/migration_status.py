@@ -292,8 +292,9 @@ def upgrade_plan(script: ScriptDirectory, current: Sequence[str]) -> tuple[str, 
     :raises alembic.script.revision.RevisionError: ``current`` does not fit
         the history.
     """
-    steps = script.iterate_revisions("heads", tuple(current), implicit_base=True)
-    return tuple(sc.revision for sc in reversed(list(steps)))
+    from .config import revisions_between
+
+    return tuple(revisions_between(script, tuple(current), "heads", up=True))
 
 
 def _differences(context: MigrationContext, db: Database) -> list[Any]:

@@ -755,3 +755,26 @@ def test_migration_context_for_a_bind(
         assert_silent(capsys)
     assert version_rows(urls["users"]) == []
     assert version_rows(urls[None]) == ["m1"]
+
+
+def test_needs_upgrade_counts_a_head_that_a_revision_depends_on(
+    server: Server, make_app: AppFactory
+) -> None:
+    """At heads means "upgrade would run nothing", as deploy loops rely on.
+
+    When a revision depends on the head of another branch, Alembic keeps
+    only the dependent revision in the version table after upgrading.
+    """
+    url = server.new_database()
+    app = make_app(url)
+    with app.app_context():
+        fma.init()
+        fma.revision(message="main", rev_id="r1")
+        fma.revision(message="side", rev_id="s1", head="base", branch_label="side")
+        fma.revision(message="uses side", rev_id="r2", head="r1", depends_on="s1")
+        assert fma.needs_upgrade() is True
+        assert sorted(fma.upgrade(revision="heads")) == ["r1", "r2", "s1"]
+        assert version_rows(url) == ["r2"]
+        assert fma.upgrade(revision="heads") == []
+        assert fma.needs_upgrade() is False
+        assert [db.needs_upgrade for db in fma.status()] == [False]
