@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import os
+import shutil
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from . import speedups
 from .databases import context_options, databases, each_database
-from .errors import catch_errors, log, missing_revisions_named
+from .errors import catch_errors, log, repository_errors_named
 from .state import current_state, is_multidb, repository
 
 if TYPE_CHECKING:
@@ -92,7 +93,7 @@ def restores_configure_args(f: Callable[P, R]) -> Callable[P, R]:
     same process (a test suite, a deploy script).
 
     A revision naming a down_revision no file defines is reported by name
-    (see :func:`~flask_migrate_alt.errors.missing_revisions_named`).
+    (see :func:`~flask_migrate_alt.errors.repository_errors_named`).
     """
 
     @functools.wraps(f)
@@ -104,7 +105,7 @@ def restores_configure_args(f: Callable[P, R]) -> Callable[P, R]:
         directory = state.directory if given is None else str(os.fspath(given))
         _add_configure_args(directory, context_options())
         try:
-            with missing_revisions_named(directory):
+            with repository_errors_named(directory):
                 return f(*args, **kwargs)
         finally:
             configure_args.clear()
@@ -191,6 +192,20 @@ def guarded(directory: str | os.PathLike[str] | None) -> Iterator[None]:
             stack.enter_context(migration_lock(dbs, timeout, version_table))
         if timeouts:
             stack.enter_context(session_settings(dbs, timeouts))
+        yield
+
+
+@contextmanager
+def _repository_writer(directory: str | os.PathLike[str] | None) -> Iterator[None]:
+    """Write revision files one process at a time (see ``repository_lock``)."""
+    from .locking import lock_settings, repository_lock
+
+    migrate = current_state().migrate
+    enabled, timeout = lock_settings(migrate.lock, migrate.lock_timeout)
+    if not enabled:
+        yield
+        return
+    with repository_lock(repository(directory), timeout):
         yield
 
 
@@ -362,38 +377,97 @@ def _new_revision(
     opts = ["autogenerate"] if autogenerate else None
     config = _config(directory, x_arg=x_arg, opts=opts)
     options["rev_id"] = _rev_id(options.get("rev_id"))
-    if branch is not None:
-        script = _script(config)
-        versions = Path(script.dir, "versions", branch).absolute()
-        if not any(branch in sc.branch_labels for sc in script.walk_revisions()):
-            # The base of a new branch starts empty: autogenerate would put
-            # every difference of every branch into it.
-            created = not versions.exists()
-            versions.mkdir(parents=True, exist_ok=True)
-            config = _config(directory, x_arg=x_arg)
-            if not _is_version_location(config, versions):
-                if created:
-                    versions.rmdir()
-                raise RuntimeError(
-                    f"cannot start branch {branch!r}: {versions} is not a version "
-                    "location because version_locations is set in alembic.ini or "
-                    "app.config['ALEMBIC']; add it there"
+    with _repository_writer(directory), _kept_only_on_success(config) as created:
+        _refuse_used_id(config, options["rev_id"])
+        if branch is not None:
+            script = _script(config)
+            versions = Path(script.dir, "versions", branch).absolute()
+            if not any(branch in sc.branch_labels for sc in script.walk_revisions()):
+                # The base of a new branch starts empty: autogenerate would put
+                # every difference of every branch into it.
+                if not versions.exists():
+                    versions.mkdir(parents=True)
+                    created.append(versions)
+                config = _config(directory, x_arg=x_arg)
+                if not _is_version_location(config, versions):
+                    raise RuntimeError(
+                        f"cannot start branch {branch!r}: {versions} is not a "
+                        "version location because version_locations is set in "
+                        "alembic.ini or app.config['ALEMBIC']; add it there"
+                    )
+                log.info("Starting branch %r in %s", branch, versions)
+                return command.revision(
+                    config,
+                    message or f"start {branch} branch",
+                    head="base",
+                    branch_label=branch,
+                    version_path=str(versions),
+                    rev_id=options["rev_id"],
+                    sql=options.get("sql", False),
                 )
-            log.info("Starting branch %r in %s", branch, versions)
-            return command.revision(
-                config,
-                message or f"start {branch} branch",
-                head="base",
-                branch_label=branch,
-                version_path=str(versions),
-                rev_id=options["rev_id"],
-                sql=options.get("sql", False),
-            )
-        options["head"] = f"{branch}@head"
-        options["version_path"] = str(versions)
-    scripts = command.revision(config, message, autogenerate=autogenerate, **options)
+            options["head"] = f"{branch}@head"
+            options["version_path"] = str(versions)
+        scripts = command.revision(
+            config, message, autogenerate=autogenerate, **options
+        )
     # Alembic returns [] when autogenerate found nothing to write.
     return scripts or None
+
+
+@contextmanager
+def _kept_only_on_success(config: Config) -> Iterator[list[Path]]:
+    """Remove the revision files (and folders) a failing command wrote.
+
+    Alembic writes the new file before it adds the revision to the history,
+    so a revision the history refuses (a branch label used twice, say)
+    would stay behind. Folders the command created are appended to the
+    yielded list and removed with their content on failure.
+    """
+    created: list[Path] = []
+    script = _script(config)
+    # No version_locations means the one folder Alembic uses by default.
+    locations = script.version_locations or [os.path.join(script.dir, "versions")]
+    folders = [Path(location) for location in locations]
+    before = {path for folder in folders for path in folder.glob("*.py")}
+    try:
+        yield created
+    except BaseException:
+        for folder in folders:
+            for path in folder.glob("*.py"):
+                if path not in before:
+                    path.unlink()
+                    _drop_bytecode(path)
+        for folder in reversed(created):
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
+def _drop_bytecode(path: Path) -> None:
+    """Remove the bytecode Alembic wrote when it imported the removed ``path``."""
+    for compiled in path.parent.glob(f"__pycache__/{path.stem}.*.pyc"):
+        compiled.unlink(missing_ok=True)
+
+
+def _refuse_used_id(config: Config, rev_id: str | None) -> None:
+    """Refuse a ``rev_id`` that a revision file already has.
+
+    Alembic would write the file and then fail, or, when the old revision
+    is the head, write a revision that names itself as its down_revision.
+    """
+    if rev_id is None:
+        return
+    from alembic.script.revision import RevisionError
+    from alembic.util import CommandError
+
+    try:
+        existing = _script(config).get_revision(rev_id)
+    except (RevisionError, CommandError):
+        return  # not found (or only a prefix of several): the id is free
+    if existing is not None and existing.revision == rev_id:
+        raise RuntimeError(
+            f"revision id {rev_id!r} is already used by {existing.path}; "
+            "choose another --rev-id, or leave it out for a generated one"
+        )
 
 
 def _is_version_location(config: Config, folder: Path) -> bool:
@@ -485,13 +559,16 @@ def merge(
                 "name the revisions to merge, as in 'flask db merge REV1 REV2'"
             )
         revisions = "heads"
-    return command.merge(
-        config,
-        revisions,
-        message=message,
-        branch_label=branch_label,
-        rev_id=_rev_id(rev_id),
-    )
+    new_id = _rev_id(rev_id)
+    with _repository_writer(directory), _kept_only_on_success(config):
+        _refuse_used_id(config, new_id)
+        return command.merge(
+            config,
+            revisions,
+            message=message,
+            branch_label=branch_label,
+            rev_id=new_id,
+        )
 
 
 @catch_errors
@@ -904,6 +981,7 @@ def stamp(
     from alembic import command
 
     config = _config(directory, x_arg=x_arg)
+    _resolve_stamp_targets(config, revision, sql)
     if not sql:
         with guarded(directory):
             command.stamp(config, revision, sql=sql, tag=tag, purge=purge)
@@ -911,6 +989,22 @@ def stamp(
     command.stamp(config, revision, sql=sql, tag=tag, purge=purge)
     targets = _script(config).get_revisions(revision.split(":")[-1])
     return [s.revision for s in targets if s is not None]
+
+
+def _resolve_stamp_targets(config: Config, revision: str, sql: bool) -> None:
+    """Fail on a revision ``stamp`` cannot find before anything is changed.
+
+    Alembic resolves the target only after ``--purge`` has emptied the
+    version table; where DDL is not transactional (MySQL, MariaDB) the
+    emptied table would stay. ``--sql`` takes ``start:end``; both are checked.
+    """
+    targets: list[str] = []
+    for item in [revision] if isinstance(revision, str) else list(revision):
+        if sql and ":" in item:
+            start, item = item.split(":", 1)
+            targets.append(start)
+        targets.append(item)
+    _script(config).get_revisions(tuple(target for target in targets if target))
 
 
 @catch_errors

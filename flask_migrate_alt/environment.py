@@ -13,6 +13,7 @@ SQLAlchemy freely.
 from __future__ import annotations
 
 import configparser
+import io
 import logging
 import sys
 from collections.abc import Iterator, Sequence
@@ -244,16 +245,24 @@ def run_offline(
         with context.begin_transaction():
             context.run_migrations()
         return
+    # Each database's SQL is kept in memory and the files are written only
+    # once every database's SQL is complete: a failing run (an unknown
+    # revision, say) leaves the files of an earlier run as they were, and
+    # no new file behind.
+    outputs: dict[str, io.StringIO] = {}
     for db in dbs:
         file_name = _sql_file_name(db)
         where = "the default database" if db.bind_key is None else f"bind {db.name!r}"
         log.info("Writing SQL for %s to %s", where, file_name)
-        with open(file_name, "w", encoding="utf-8") as buffer:
-            context.configure(
-                url=db.engine.url, output_buffer=buffer, **_per_database(db, args)
-            )
-            with context.begin_transaction():
-                context.run_migrations(engine_name=db.name)
+        buffer = outputs[file_name] = io.StringIO()
+        context.configure(
+            url=db.engine.url, output_buffer=buffer, **_per_database(db, args)
+        )
+        with context.begin_transaction():
+            context.run_migrations(engine_name=db.name)
+    for file_name, buffer in outputs.items():
+        with open(file_name, "w", encoding="utf-8") as f:
+            f.write(buffer.getvalue())
 
 
 def _run_on_connections(

@@ -18,7 +18,10 @@ import sys
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from typing import ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+
+if TYPE_CHECKING:
+    import configparser
 
 __all__ = [
     "CommandFailed",
@@ -26,7 +29,7 @@ __all__ = [
     "catch_errors",
     "describe",
     "log",
-    "missing_revisions_named",
+    "repository_errors_named",
 ]
 
 log = logging.getLogger("flask_migrate_alt")
@@ -60,6 +63,9 @@ class CommandFailed(SystemExit):
 
 def _handled() -> tuple[type[BaseException], ...]:
     # Imported here because importing the package must not import Alembic.
+    import configparser
+
+    from alembic.script.revision import RevisionError
     from alembic.util import CommandError
     from sqlalchemy.exc import DBAPIError
 
@@ -67,8 +73,12 @@ def _handled() -> tuple[type[BaseException], ...]:
     # revision file: a mistake in the user's files, not in this package.
     # OSError: a path that is a file, a folder that cannot be written, or an
     # async driver's refused connection.
+    # RevisionError: a revision history Alembic cannot read (a cycle, a
+    # branch label used twice); configparser.Error: a malformed alembic.ini.
     return (
         CommandError,
+        RevisionError,
+        configparser.Error,
         RuntimeError,
         DBAPIError,
         SyntaxError,
@@ -144,6 +154,13 @@ def _explain(exc: BaseException) -> str | None:
         return (
             "the revision history has several heads; run 'flask db merge heads' "
             "to join them, or 'flask db upgrade heads' to apply every head"
+        )
+    if text == "Target database is not up to date.":
+        # Also what a 'flask db migrate' that waited for another one sees.
+        return (
+            "the database is not up to date: it is not at the head revision, "
+            "and autogenerate compares the models with a database at the head; "
+            "run 'flask db upgrade' first"
         )
     cause = str(exc.__cause__ or "")
     if cause.startswith("Multiple revisions start with"):
@@ -257,42 +274,187 @@ def catch_errors(f: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-# Alembic's warning before the KeyError.
+# Alembic's warnings: before the KeyError of a missing down_revision, and
+# when two files define the same revision id (the last one read wins).
 _NOT_PRESENT = re.compile(r"^Revision (\S+) referenced from .* is not present")
+_DUPLICATE = re.compile(r"^Revision (\S+) is present more than once")
+_LABEL_USED = re.compile(
+    r"^Branch name '(.+)' in revision (\S+) already used by revision (\S+)$"
+)
+
+
+def _revision_files(directory: str | None) -> Iterator[tuple[dict[str, Any], str]]:
+    """(identifiers, absolute path) of each revision file in the version folders
+    of ``directory`` whose identifiers can be read without importing it."""
+    from .paths import is_revision_file, read_identifiers, version_folders
+
+    if directory is None:
+        return
+    for folder in version_folders(directory):
+        for path in sorted(folder.glob("*.py")):
+            found = is_revision_file(path.name) and read_identifiers(path)
+            if found:
+                yield found, os.path.abspath(path)
+
+
+def _ids(value: Any) -> list[str]:
+    return [value] if isinstance(value, str) else list(value or ())
 
 
 def _referencing(directory: str | None, missing: str) -> tuple[str, str] | None:
     """(revision id, file) of a revision file that names ``missing`` as its
     down_revision or in depends_on, read from the version folders' files."""
-    from .paths import is_revision_file, read_identifiers, version_folders
-
-    if directory is None:
-        return None
-    for folder in version_folders(directory):
-        for path in sorted(folder.glob("*.py")):
-            found = is_revision_file(path.name) and read_identifiers(path)
-            if not found:
-                continue
-            named: list[str] = []
-            for value in (found["down_revision"], found["depends_on"]):
-                named.extend([value] if isinstance(value, str) else value or ())
-            if missing in named:
-                return found["revision"], os.path.abspath(path)
+    for found, path in _revision_files(directory):
+        named = _ids(found["down_revision"]) + _ids(found["depends_on"])
+        if missing in named:
+            return found["revision"], path
     return None
 
 
-@contextmanager
-def missing_revisions_named(directory: str | None = None) -> Iterator[None]:
-    """Turn Alembic's KeyError for a missing down_revision into a clear error.
+def _defining(directory: str | None, revision: str) -> list[str]:
+    """The files that define revision id ``revision``."""
+    return [
+        path
+        for found, path in _revision_files(directory)
+        if found["revision"] == revision
+    ]
 
-    Alembic warns "Revision X referenced from ... is not present" and then
-    fails with a bare ``KeyError: 'X'``. The KeyError becomes a
-    :class:`RuntimeError` naming the revision that refers to ``X``, its file
-    (found in ``directory``'s version folders) and the fix. On the main
-    thread (the ``flask db`` command, a deploy script) Alembic's warning is
-    kept quiet meanwhile, so that the error is one line; other threads leave
-    the process's warning filters alone, which are not thread-safe.
+
+def _missing_revision(directory: str | None, exc: Exception) -> RuntimeError | None:
+    missing = exc.args[0] if len(exc.args) == 1 else None
+    if isinstance(exc, UserWarning):
+        warned = _NOT_PRESENT.match(str(missing))
+        missing = warned.group(1) if warned else None
+    found = _referencing(directory, missing) if isinstance(missing, str) else None
+    if found is None:
+        return None
+    revision, path = found
+    return RuntimeError(
+        f"revision {revision} names down_revision {missing!r}, which no "
+        f"revision file defines; fix down_revision in {path} or restore "
+        "the missing revision"
+    )
+
+
+def _duplicate_revision(directory: str | None, exc: Exception) -> RuntimeError | None:
+    warned = _DUPLICATE.match(str(exc))
+    if warned is None:
+        return None
+    revision = warned.group(1)
+    files = _defining(directory, revision)
+    where = " and ".join(files) if len(files) > 1 else "two revision files"
+    return RuntimeError(
+        f"revision id {revision!r} is defined twice, in {where}; give one of "
+        "them a new revision id (and change the down_revision of any revision "
+        "that follows it)"
+    )
+
+
+def _unreadable_history(directory: str | None, exc: Exception) -> RuntimeError | None:
+    """Name the files behind a cycle or a branch label used twice."""
+    from alembic.script.revision import CycleDetected, LoopDetected, RevisionError
+
+    error = exc if isinstance(exc, RevisionError) else exc.__cause__
+    if isinstance(error, LoopDetected):
+        [revision] = error.revisions
+        named = ", ".join(_defining(directory, revision)) or "its file"
+        field = (
+            "depends_on" if "Dependency" in type(error).__name__ else "down_revision"
+        )
+        return RuntimeError(
+            f"revision {revision} names itself in its {field} ({named}); "
+            f"set {field} to the revision(s) it follows"
+        )
+    if isinstance(error, CycleDetected):
+        revisions = list(error.revisions)
+        files = [path for rev in revisions for path in _defining(directory, rev)]
+        where = f" ({', '.join(files)})" if files else ""
+        field = (
+            "depends_on" if "Dependency" in type(error).__name__ else "down_revision"
+        )
+        return RuntimeError(
+            f"the {field} values of revisions {', '.join(revisions)}{where} form "
+            f"a cycle; fix {field} so that each revision follows an older one "
+            "and the first has down_revision = None"
+        )
+    used = _LABEL_USED.match(str(error)) if isinstance(error, RevisionError) else None
+    if used is not None:
+        label, second, first = used.groups()
+        firsts, seconds = _defining(directory, first), _defining(directory, second)
+        if not seconds:
+            # The revision being written: its file is gone again.
+            where = f" ({', '.join(firsts)})" if firsts else ""
+            return RuntimeError(
+                f"branch label {label!r} is already used by revision "
+                f"{first}{where}; choose another branch label"
+            )
+        both = " and ".join(dict.fromkeys([*firsts, *seconds]))
+        return RuntimeError(
+            f"branch label {label!r} is used by revisions {first} and "
+            f"{second} ({both}); a label names one branch, so remove it from "
+            "one of them or choose another label"
+        )
+    return None
+
+
+def _bad_ini(directory: str | None, exc: configparser.Error) -> RuntimeError:
+    """Say where alembic.ini is malformed and what to change."""
+    import configparser
+
+    ini = os.path.join(directory, "alembic.ini") if directory else "alembic.ini"
+    if isinstance(exc, configparser.MissingSectionHeaderError):
+        what = (
+            f"{exc.source}, line {exc.lineno}: {exc.line.strip()!r} comes before "
+            "any [section] header; alembic.ini must start with a section header "
+            "such as [alembic]"
+        )
+    elif isinstance(exc, configparser.DuplicateOptionError):
+        what = (
+            f"{exc.source}, line {exc.lineno}: option {exc.option!r} is set a "
+            f"second time in section [{exc.section}]; remove one of the two lines"
+        )
+    elif isinstance(exc, configparser.DuplicateSectionError):
+        what = (
+            f"{exc.source}, line {exc.lineno}: section [{exc.section}] appears "
+            "a second time; merge the two sections into one"
+        )
+    elif isinstance(exc, configparser.InterpolationError):
+        detail = str(exc).splitlines()[0].rstrip(".")
+        what = (
+            f"{ini}: option {exc.option!r} in section [{exc.section}] has a bad "
+            f"%-substitution ({detail}); write a literal % as %%, as in "
+            "file_template = %%(rev)s_%%(slug)s"
+        )
+    else:
+        detail = " ".join(str(exc).split())
+        what = f"{ini} cannot be read: {detail}"
+    return RuntimeError(f"malformed alembic.ini: {what}")
+
+
+@contextmanager
+def repository_errors_named(directory: str | None = None) -> Iterator[None]:
+    """Turn Alembic's obscure errors about a repository's files into clear ones.
+
+    Each becomes a :class:`RuntimeError` saying which file to fix and how:
+
+    * a down_revision that no file defines: Alembic warns "Revision X
+      referenced from ... is not present" and then fails with a bare
+      ``KeyError: 'X'``; the error names the revision that refers to ``X``
+      and its file (found in ``directory``'s version folders);
+    * two files defining the same revision id: Alembic warns and keeps the
+      last one read, after which the history has two heads and its advice
+      (merge them) is wrong; the error names both files;
+    * a cycle or a self-loop in down_revision, a branch label used twice:
+      the error names the files;
+    * a malformed ``alembic.ini`` (no section header, an option or section
+      given twice, a bad ``%(`` substitution): the error names the line.
+
+    On the main thread (the ``flask db`` command, a deploy script) the two
+    warnings are kept quiet meanwhile (the duplicate becomes the error), so
+    that the output is one line; other threads leave the process's warning
+    filters alone, which are not thread-safe.
     """
+    import configparser
     import threading
 
     with ExitStack() as stack:
@@ -301,22 +463,29 @@ def missing_revisions_named(directory: str | None = None) -> Iterator[None]:
             warnings.filterwarnings(
                 "ignore", message=r"Revision \S+ referenced from .* is not present"
             )
+            warnings.filterwarnings(
+                "error", message=r"Revision \S+ is present more than once"
+            )
         try:
             yield
-        except (KeyError, UserWarning) as exc:
-            # A UserWarning when the warning filters turn warnings into errors.
-            missing = exc.args[0] if len(exc.args) == 1 else None
-            if isinstance(exc, UserWarning):
-                warned = _NOT_PRESENT.match(str(missing))
-                missing = warned.group(1) if warned else None
-            found = (
-                _referencing(directory, missing) if isinstance(missing, str) else None
-            )
-            if found is None:
+        except configparser.Error as exc:
+            raise _bad_ini(directory, exc) from exc
+        except Exception as exc:
+            # Alembic is imported only now: the fast path of 'upgrade' never
+            # imports it. A UserWarning when the warning filters turn
+            # warnings into errors.
+            from alembic.script.revision import RevisionError
+            from alembic.util import CommandError
+
+            if not isinstance(
+                exc, (KeyError, UserWarning, RevisionError, CommandError)
+            ):
                 raise
-            revision, path = found
-            raise RuntimeError(
-                f"revision {revision} names down_revision {missing!r}, which no "
-                f"revision file defines; fix down_revision in {path} or restore "
-                "the missing revision"
-            ) from exc
+            clear = (
+                _duplicate_revision(directory, exc)
+                or _unreadable_history(directory, exc)
+                or _missing_revision(directory, exc)
+            )
+            if clear is None:
+                raise
+            raise clear from exc

@@ -174,11 +174,11 @@ def status(
 
     from .config import app_config, script_directory
     from .databases import each_database
-    from .errors import describe, missing_revisions_named
+    from .errors import describe, repository_errors_named
     from .state import repository
 
     config = app_config(directory, x_arg=x_arg)
-    with missing_revisions_named(repository(directory)):
+    with repository_errors_named(repository(directory)):
         history = _History(script_directory(config))
 
     def inspect(context: MigrationContext, db: Database) -> DatabaseStatus:

@@ -852,14 +852,14 @@ def lint(
 
     from .config import app_config, script_directory
     from .databases import databases
-    from .errors import missing_revisions_named
+    from .errors import repository_errors_named
 
     wanted = _selected(rules, ignore)
     path = repository(directory)
     multidb = is_multidb(path)
     config = app_config(directory, x_arg=x_arg)
     script = script_directory(config)
-    with missing_revisions_named(path):
+    with repository_errors_named(path):
         script.get_heads()  # reads the history: a broken one fails here
     dbs = databases(multidb)
     if rev_range is None:

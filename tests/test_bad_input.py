@@ -20,21 +20,32 @@ from sqlalchemy.engine import make_url
 
 import flask_migrate_alt as fma
 
-from .conftest import AppFactory, Server, _server_url, table_names, version_rows
+from .conftest import (
+    BACKENDS,
+    AppFactory,
+    Server,
+    _server_url,
+    run_flask,
+    table_names,
+    version_rows,
+)
 
 
 def snapshot(path: Path) -> dict[str, str] | None:
     """Digest of every file below ``path`` (or of ``path`` itself), ``None`` if absent.
 
+    Folders are listed too (an empty folder left behind is a change).
     Compared before and after a command to prove it touched nothing.
     """
     if not path.exists():
         return None
-    files = [path] if path.is_file() else sorted(path.rglob("*"))
+    items = [path] if path.is_file() else sorted(path.rglob("*"))
     return {
-        str(item.relative_to(path)): hashlib.sha256(item.read_bytes()).hexdigest()
-        for item in files
-        if item.is_file() and "__pycache__" not in item.parts
+        str(item.relative_to(path)): (
+            hashlib.sha256(item.read_bytes()).hexdigest() if item.is_file() else "dir"
+        )
+        for item in items
+        if "__pycache__" not in item.parts
     }
 
 
@@ -53,7 +64,11 @@ class World:
     make_app: AppFactory
     bare: Any
     servers: list[Server] = field(default_factory=list)
+    #: The server ``database()`` makes databases on by default.
+    backend: str = "sqlite"
     app: Flask | None = None
+    #: The bind keys and URLs the app was made with.
+    binds: dict[str, str] = field(default_factory=dict)
     #: The database that must not change (``None``: there is none to reach).
     url: str | None = None
     #: The folder (or file) that must not change.
@@ -65,7 +80,8 @@ class World:
     def migrations(self) -> Path:
         return self.tmp_path / "migrations"
 
-    def database(self, backend: str = "sqlite") -> str:
+    def database(self, backend: str | None = None) -> str:
+        backend = backend or self.backend
         if backend == "sqlite":
             server = Server("sqlite", tmp_path=self.tmp_path)
         else:
@@ -75,7 +91,11 @@ class World:
         return server.new_database()
 
     def state(self) -> tuple[Any, ...]:
-        return database_state(self.url), snapshot(self.watched or self.migrations)
+        return (
+            database_state(self.url),
+            [database_state(url) for url in self.binds.values()],
+            snapshot(self.watched or self.migrations),
+        )
 
 
 # --------------------------------------------------------------------------
@@ -210,6 +230,87 @@ def _directory_is_a_file(w: World) -> None:
     w.watched.write_text("not a folder")
 
 
+def _revision_file(w: World, rev: str) -> Path:
+    return next((w.migrations / "versions").glob(f"{rev}_*.py"))
+
+
+def _set_down_revision(w: World, rev: str, down: str) -> None:
+    path = _revision_file(w, rev)
+    body = path.read_text()
+    new = body.replace("\ndown_revision = ", f"\ndown_revision = {down!r}  # ")
+    assert new != body, "template changed"
+    path.write_text(new)
+    w.facts[f"{rev}_path"] = str(path)
+
+
+def _self_loop(w: World) -> None:
+    _at_head(w, "rev2")
+    _set_down_revision(w, "rev2", "rev2")
+
+
+def _cycle(w: World) -> None:
+    _at_head(w, "rev2")
+    _set_down_revision(w, "rev1", "rev2")
+    w.facts["rev2_path"] = str(_revision_file(w, "rev2"))
+
+
+def _labelled(w: World) -> None:
+    _at_head(w)
+    with w.app.app_context():  # type: ignore[union-attr]
+        fma.revision(message="labelled", rev_id="rev2", branch_label="lab")
+        fma.upgrade()
+    w.facts["rev2_path"] = str(_revision_file(w, "rev2"))
+
+
+def _duplicate_id(w: World) -> None:
+    _at_head(w)
+    with w.app.app_context():  # type: ignore[union-attr]
+        fma.revision(message="second", rev_id="rev2")
+    first = _revision_file(w, "rev2")
+    copy = first.with_name("rev2_copy.py")
+    copy.write_text(first.read_text())
+    w.facts.update(first=str(first), copy=str(copy))
+
+
+def _alembic_ini(w: World, change: Callable[[str], str]) -> None:
+    _at_head(w)
+    ini = w.migrations / "alembic.ini"
+    ini.write_text(change(ini.read_text()))
+    w.facts["ini"] = str(Path("migrations", "alembic.ini"))
+
+
+def _ini_without_section_header(w: World) -> None:
+    _alembic_ini(w, lambda text: "script_location = elsewhere\n" + text)
+
+
+def _ini_with_duplicate_option(w: World) -> None:
+    _alembic_ini(
+        w, lambda text: text.replace("[alembic]\n", "[alembic]\nfoo = 1\nfoo = 2\n")
+    )
+
+
+def _ini_with_bad_interpolation(w: World) -> None:
+    # The template's example, with the doubled % signs forgotten.
+    _alembic_ini(
+        w,
+        lambda text: text.replace(
+            "[alembic]\n", "[alembic]\nfile_template = %(rev)s_%(slug)s\n"
+        ),
+    )
+
+
+def _multidb_at_head(w: World) -> None:
+    w.url = w.database()
+    w.binds = {"logs": w.database()}
+    w.app = w.make_app(w.url, binds=w.binds)
+    with w.app.app_context():
+        fma.init(multidb=True)
+        fma.migrate(message="tables", rev_id="rev1")
+        fma.upgrade()
+    # The SQL files would appear in the working directory.
+    w.watched = w.tmp_path
+
+
 # --------------------------------------------------------------------------
 # the table
 
@@ -230,6 +331,10 @@ class Case:
     cause: type[BaseException] | None = None
     #: What the CLI says instead, where it differs from the Python call.
     cli_expect: tuple[str, ...] | None = None
+    #: Also run ``flask`` in a real process (on an app.py like the test's app).
+    end_to_end: bool = False
+    #: The databases to run on (where the database is involved).
+    backends: tuple[str, ...] = ("sqlite",)
 
 
 CASES = [
@@ -398,6 +503,135 @@ CASES = [
         ("bind key 'my-logs'", "rename it"),
     ),
     Case(
+        "stamp-purge-unknown-revision",
+        _at_head,
+        lambda: fma.stamp(revision="nosuch", purge=True),
+        ["db", "stamp", "--purge", "nosuch"],
+        ("Can't locate revision identified by 'nosuch'",),
+        end_to_end=True,
+        backends=tuple(BACKENDS),
+    ),
+    Case(
+        "new-branch-bad-rev-id",
+        _at_head,
+        lambda: fma.revision(branch="NEW", rev_id="BAD-@"),
+        ["db", "revision", "--branch", "NEW", "--rev-id", "BAD-@"],
+        ("not allowed in revision identifier 'BAD-@'",),
+        end_to_end=True,
+    ),
+    Case(
+        "multidb-sql-unknown-revision",
+        _multidb_at_head,
+        lambda: fma.upgrade(revision="nosuch", sql=True),
+        ["db", "upgrade", "--sql", "nosuch"],
+        ("Can't locate revision identified by 'nosuch'",),
+        end_to_end=True,
+    ),
+    Case(
+        "rev-id-already-used",
+        _at_head,
+        lambda: fma.revision(message="again", rev_id="rev1"),
+        ["db", "revision", "-m", "again", "--rev-id", "rev1"],
+        ("revision id 'rev1' is already used by", "rev1_users.py"),
+        end_to_end=True,
+    ),
+    Case(
+        "merge-rev-id-already-used",
+        _two_heads,
+        lambda: fma.merge(message="join", rev_id="reva"),
+        ["db", "merge", "-m", "join", "--rev-id", "reva"],
+        ("revision id 'reva' is already used by",),
+    ),
+    Case(
+        "branch-label-used-twice",
+        _labelled,
+        lambda: fma.revision(message="again", rev_id="rev3", branch_label="lab"),
+        ["db", "revision", "-m", "again", "--rev-id", "rev3", "--branch-label", "lab"],
+        ("branch label 'lab' is already used by revision rev2 ({rev2_path})",),
+        end_to_end=True,
+    ),
+    Case(
+        "duplicate-revision-id",
+        _duplicate_id,
+        lambda: fma.upgrade(),
+        ["db", "upgrade"],
+        ("revision id 'rev2' is defined twice, in ", "{first}", "{copy}"),
+        end_to_end=True,
+    ),
+    Case(
+        "duplicate-revision-id-history",
+        _duplicate_id,
+        lambda: fma.history(),
+        ["db", "history"],
+        ("revision id 'rev2' is defined twice, in ", "{first}", "{copy}"),
+    ),
+    Case(
+        "down-revision-self-loop",
+        _self_loop,
+        lambda: fma.current(),
+        ["db", "current"],
+        ("revision rev2 names itself in its down_revision ({rev2_path})",),
+        end_to_end=True,
+        backends=tuple(BACKENDS),
+    ),
+    Case(
+        "down-revision-self-loop-upgrade",
+        _self_loop,
+        lambda: fma.upgrade(),
+        ["db", "upgrade"],
+        ("revision rev2 names itself in its down_revision ({rev2_path})",),
+    ),
+    Case(
+        "down-revision-cycle",
+        _cycle,
+        lambda: fma.current(),
+        ["db", "current"],
+        (
+            "the down_revision values of revisions rev1, rev2 ({rev1_path}, "
+            "{rev2_path}) form a cycle",
+        ),
+        end_to_end=True,
+        backends=tuple(BACKENDS),
+    ),
+    Case(
+        "down-revision-cycle-downgrade",
+        _cycle,
+        lambda: fma.downgrade(),
+        ["db", "downgrade"],
+        ("form a cycle",),
+    ),
+    Case(
+        "ini-missing-section-header",
+        _ini_without_section_header,
+        lambda: fma.upgrade(),
+        ["db", "upgrade"],
+        (
+            "malformed alembic.ini: {ini}, line 1: 'script_location = elsewhere' "
+            "comes before any [section] header",
+        ),
+        end_to_end=True,
+    ),
+    Case(
+        "ini-duplicate-option",
+        _ini_with_duplicate_option,
+        lambda: fma.current(),
+        ["db", "current"],
+        ("{ini}, line", "option 'foo' is set a second time in section [alembic]"),
+        end_to_end=True,
+    ),
+    Case(
+        "ini-bad-interpolation",
+        _ini_with_bad_interpolation,
+        lambda: fma.revision(message="next"),
+        ["db", "revision", "-m", "next"],
+        (
+            "{ini}: option 'file_template' in section [alembic] has a bad "
+            "%-substitution",
+            "write a literal % as %%",
+        ),
+        end_to_end=True,
+    ),
+    Case(
         "unknown-option",
         _at_head,
         None,
@@ -411,10 +645,16 @@ CASES = [
 def _params() -> list[Any]:
     params = []
     for case in CASES:
-        for via in ("python", "cli"):
-            if via == "python" and case.python is None:
-                continue
-            params.append(pytest.param(case, via, id=f"{case.id}-{via}"))
+        for backend in case.backends:
+            where = "" if backend == "sqlite" else f"-{backend}"
+            for via in ("python", "cli", "flask"):
+                if via == "python" and case.python is None:
+                    continue
+                if via == "flask" and not case.end_to_end:
+                    continue
+                params.append(
+                    pytest.param(case, backend, via, id=f"{case.id}{where}-{via}")
+                )
     return params
 
 
@@ -426,16 +666,64 @@ def world(tmp_path: Path, make_app: AppFactory, bare: Any) -> Iterator[World]:
         server.drop_all()
 
 
-@pytest.mark.parametrize(("case", "via"), _params())
+APP = """
+from flask import Flask
+from flask_sqlalchemy import SQLAlchemy
+from flask_migrate_alt import Migrate
+
+app = Flask("testapp")
+app.config["SQLALCHEMY_DATABASE_URI"] = {url!r}
+app.config["SQLALCHEMY_BINDS"] = {binds!r}
+db = SQLAlchemy(app)
+
+
+class User(db.Model):
+    __tablename__ = "user"
+    id = db.Column(db.Integer, primary_key=True)
+    name = db.Column(db.String(128))
+
+
+for key in {binds!r}:
+    type(
+        "Session_" + key,
+        (db.Model,),
+        {{
+            "__tablename__": "session_" + key,
+            "__bind_key__": key,
+            "id": db.Column(db.Integer, primary_key=True),
+            "token": db.Column(db.String(64)),
+        }},
+    )
+Migrate(app, db)
+"""
+
+
+@pytest.mark.parametrize(("case", "backend", "via"), _params())
 def test_bad_input(
-    case: Case, via: str, world: World, capsys: pytest.CaptureFixture[str]
+    case: Case,
+    backend: str,
+    via: str,
+    world: World,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
+    world.backend = backend
     case.setup(world)
     assert world.app is not None
+    if via == "flask":
+        # The same app, for the flask command in a process of its own.
+        assert world.url is not None
+        app_py = world.tmp_path / "app.py"
+        app_py.write_text(APP.format(url=world.url, binds=world.binds))
     before = world.state()
     capsys.readouterr()
 
-    if via == "python":
+    if via == "flask":
+        process = run_flask(world.tmp_path, *case.cli)
+        assert process.returncode == case.status, process.stderr
+        stderr, output = process.stderr, process.stdout + process.stderr
+        failure = None
+        expect = case.expect if case.cli_expect is None else case.cli_expect
+    elif via == "python":
         assert case.python is not None
         with world.app.app_context(), pytest.raises(fma.CommandFailed) as info:
             case.python()
