@@ -874,6 +874,8 @@ def test_no_cache_written_under_dont_write_bytecode(
     history: Flask, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """PYTHONDONTWRITEBYTECODE keeps the source tree free of our cache too."""
+    # Writing the fixture's revisions read the history, with bytecode on.
+    CACHE.unlink(missing_ok=True)
     monkeypatch.setattr(sys, "dont_write_bytecode", True)
     migrations = Path("migrations")
     before = files_under(migrations)
