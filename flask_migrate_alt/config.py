@@ -41,6 +41,23 @@ __all__ = [
 ]
 
 
+def _separator_option() -> str:
+    """The ``alembic.ini`` option that says how ``version_locations`` is split.
+
+    Alembic 1.16 renamed ``version_path_separator`` to ``path_separator`` and
+    warns about the old name; before 1.16 only the old name is read, and a
+    list joined with ``os.pathsep`` would be taken as one folder.
+    """
+    from alembic import __version__
+
+    release = tuple(int(part) for part in __version__.split(".")[:2])
+    return "path_separator" if release >= (1, 16) else "version_path_separator"
+
+
+#: The option :func:`build_config` and ``app.config["ALEMBIC"]`` lists set.
+SEPARATOR_OPTION = _separator_option()
+
+
 _ALEMBIC_DEFAULT_STDOUT = (
     inspect.signature(AlembicConfig.__init__).parameters["stdout"].default
 )
@@ -207,7 +224,7 @@ def _find_branch_folders(config: Config, directory: str) -> None:
         return  # Alembic reads the subfolders itself (twice, if added here)
     folders = version_folders(directory)
     if len(folders) > 1:
-        config.set_main_option("path_separator", "os")
+        config.set_main_option(SEPARATOR_OPTION, "os")
         config.set_main_option(
             "version_locations",
             os.pathsep.join(str(path).replace("%", "%%") for path in folders),
@@ -231,7 +248,7 @@ def apply_app_options(config: Config, options: Mapping[str, Any]) -> None:
             for option, item in value.items():
                 config.set_section_option(key, option, _ini(item))
         elif isinstance(value, (list, tuple)):
-            config.set_main_option("path_separator", "os")
+            config.set_main_option(SEPARATOR_OPTION, "os")
             config.set_main_option(key, os.pathsep.join(_ini(item) for item in value))
         else:
             config.set_main_option(key, _ini(value))
@@ -257,7 +274,7 @@ def _add_version_locations(config: Config, value: Any) -> None:
         script_location = config.get_main_option("script_location") or "."
         existing = [os.path.join(script_location, "versions")]
     else:
-        separator = _SEPARATORS.get(config.get_main_option("path_separator") or "")
+        separator = _SEPARATORS.get(config.get_main_option(SEPARATOR_OPTION) or "")
         if separator is None:  # Alembic's legacy splitting
             existing = current.replace(",", " ").split()
         else:
@@ -265,7 +282,7 @@ def _add_version_locations(config: Config, value: Any) -> None:
     unique: dict[str, str] = {}
     for item in [*existing, *extra]:
         unique.setdefault(os.path.abspath(item), item)
-    config.set_main_option("path_separator", "os")
+    config.set_main_option(SEPARATOR_OPTION, "os")
     config.set_main_option(
         "version_locations", os.pathsep.join(_ini(item) for item in unique.values())
     )

@@ -85,6 +85,13 @@ def _engines(state: MigrateState) -> dict[str | None, Any]:
     found = _db_engines(db)
     if found is not None:
         return found
+    get_engine = getattr(db, "get_engine", None)
+    if callable(get_engine):
+        # Flask-SQLAlchemy 2.x has no db.engines: it makes each bind's engine
+        # on demand.
+        binds = current_app.config.get("SQLALCHEMY_BINDS") or {}
+        engines = {key: get_engine(bind=key) for key in binds if key is not None}
+        return {None: get_engine(), **engines}
     engine = getattr(db, "engine", None)
     if engine is not None:
         return {None: engine}
@@ -217,8 +224,9 @@ async def fresh_pool(engine: Any) -> AsyncIterator[None]:
     # Pooled async connections belong to the event loop that opened them,
     # and every command runs on a new loop. Start from an empty pool without
     # closing connections of another loop (that would fail), and close ours
-    # before this loop ends.
-    await engine.dispose(close=False)
+    # before this loop ends. (Replacing the pool does no I/O; SQLAlchemy
+    # 1.4's AsyncEngine.dispose() has no close argument, its sync engine has.)
+    engine.sync_engine.dispose(close=False)
     try:
         yield
     finally:

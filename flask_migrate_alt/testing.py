@@ -381,9 +381,73 @@ def _engine_tables(app: Flask) -> list[dict[Any, Any]]:
     return tables
 
 
+def _config_binds(app: Flask) -> list[str | None] | None:
+    """The bind keys of a Flask-SQLAlchemy 2.x app; None for other apps.
+
+    Flask-SQLAlchemy 2.x has no ``db.engines``: it makes each engine from
+    the URL in ``app.config``, and makes it again when that URL changes,
+    which is how it is pointed at another database (:func:`_use_config_urls`).
+    """
+    state = app.extensions["migrate"]
+    db = state.db
+    if (
+        state.engines is not None
+        or db is None
+        or hasattr(type(db), "engines")
+        or not callable(getattr(db, "get_engine", None))
+    ):
+        return None
+    return [None, *(app.config.get("SQLALCHEMY_BINDS") or {})]
+
+
+def _config_engines(app: Flask, keys: list[str | None]) -> dict[str | None, Any]:
+    db = app.extensions["migrate"].db
+    with app.app_context():
+        return {key: db.get_engine(bind=key) for key in keys}
+
+
+@contextmanager
+def _use_config_urls(
+    app: Flask, keys: list[str | None], urls: Mapping[str | None, URL]
+) -> Iterator[None]:
+    """:func:`use_databases` for Flask-SQLAlchemy 2.x: through ``app.config``."""
+    config = app.config
+    old = _config_engines(app, keys)
+    saved = {
+        name: config.get(name)
+        for name in ("SQLALCHEMY_DATABASE_URI", "SQLALCHEMY_BINDS")
+    }
+    binds = dict(saved["SQLALCHEMY_BINDS"] or {})
+
+    def pointed(key: str | None) -> str:
+        url = urls[key].set(drivername=old[key].url.drivername)
+        return url.render_as_string(hide_password=False)
+
+    try:
+        if None in urls:
+            config["SQLALCHEMY_DATABASE_URI"] = pointed(None)
+        for key in binds:
+            if key in urls:
+                binds[key] = pointed(key)
+        if saved["SQLALCHEMY_BINDS"] is not None:
+            config["SQLALCHEMY_BINDS"] = binds
+        yield
+    finally:
+        _end_session(app)
+        made = _config_engines(app, [key for key in keys if key in urls])
+        config.update(saved)
+        for engine in made.values():
+            if all(engine is not original for original in old.values()):
+                _dispose(engine)
+
+
 def app_urls(app: Flask) -> dict[str | None, URL]:
     """The URL of each of the app's engines, by bind key (``None``: default)."""
     from .databases import as_mapping
+
+    keys = _config_binds(app)
+    if keys is not None:
+        return {key: engine.url for key, engine in _config_engines(app, keys).items()}
 
     urls: dict[str | None, URL] = {}
     for table in _engine_tables(app):
@@ -414,6 +478,11 @@ def use_databases(app: Flask, urls: Mapping[str | None, URL]) -> Iterator[None]:
     """
     from .databases import DEFAULT_KEYS
 
+    keys = _config_binds(app)
+    if keys is not None:
+        with _use_config_urls(app, keys, urls):
+            yield
+        return
     restore: list[tuple[dict[Any, Any], Any, Any]] = []
     made: list[Any] = []
     try:
@@ -848,6 +917,9 @@ class Migrator:
 
 
 def _engine_values(app: Flask) -> list[Any]:
+    keys = _config_binds(app)
+    if keys is not None:
+        return list(_config_engines(app, keys).values())
     return [engine for table in _engine_tables(app) for engine in table.values()]
 
 

@@ -14,6 +14,7 @@ Each test gets databases of its own (``fma_<random>``), dropped afterwards.
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import stat
 import subprocess
@@ -24,15 +25,85 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import click
+import click.testing
 import pytest
 import sqlalchemy as sa
 from flask import Flask
+from flask.testing import FlaskCliRunner
 from sqlalchemy.engine import URL, make_url
 
 REPO = Path(__file__).resolve().parent.parent
 
 SERVER_ENV = {"postgresql": "TEST_POSTGRESQL_URL", "mysql": "TEST_MYSQL_URL"}
 BACKENDS = ["sqlite", "postgresql", "mysql"]
+
+#: The PostgreSQL driver of TEST_POSTGRESQL_URL (default psycopg 3): with
+#: SQLAlchemy 1.4, which has no psycopg 3 dialect, CI uses psycopg2.
+POSTGRESQL_DRIVER = make_url(
+    os.environ.get("TEST_POSTGRESQL_URL") or "postgresql+psycopg://"
+).drivername
+
+
+def _release(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split(".")[:2])
+
+
+CLICK_BEFORE_8_2 = _release(importlib.metadata.version("click")) < (8, 2)
+
+
+def _installed(distribution: str) -> tuple[int, ...] | None:
+    try:
+        return _release(importlib.metadata.version(distribution))
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _speedups_tested_here() -> bool:
+    from flask_migrate_alt.speedups import versions
+
+    return versions._tested_releases()
+
+
+#: The few tests that cannot apply to every supported stack, by key: whether
+#: the installed releases rule the test out, and why. A test opts in with
+#: ``@stack_limit(key)``; nothing else may skip in CI, and CI names the keys
+#: it expects for each run in ``CI_STACK_LIMITS`` (see ``.ci/run``), so a
+#: limit that starts to apply where it should not fails the run too.
+STACK_LIMITS: dict[str, tuple[bool, str]] = {
+    "flask-sqlalchemy-lite": (
+        _installed("flask-sqlalchemy-lite") is None,
+        "Flask-SQLAlchemy-Lite is not installed: it needs Flask 3.0 and "
+        "SQLAlchemy 2.0.31, newer than this stack",
+    ),
+    "speedups": (
+        not _speedups_tested_here(),
+        "the speed-ups are off outside the Alembic and SQLAlchemy releases "
+        "they were tested on (flask_migrate_alt/speedups/versions.py, TESTED); "
+        "plain Alembic answers there, as the rest of the suite checks",
+    ),
+    "mypy": (
+        (_installed("flask") or (0,)) < (3, 0)
+        or (_installed("sqlalchemy") or (0,)) < (2, 0),
+        "mypy checks the package's types against Flask 3 and SQLAlchemy 2, "
+        "whose type hints the code is written for; older releases ship "
+        "looser or no hints",
+    ),
+}
+
+
+def stack_limit(key: str) -> pytest.MarkDecorator:
+    """Skip the test where the installed releases rule it out (:data:`STACK_LIMITS`)."""
+    applies, why = STACK_LIMITS[key]
+    return pytest.mark.skipif(applies, reason=f"stack limit {key}: {why}")
+
+
+def _allowed_stack_limits() -> set[str]:
+    return {
+        key.strip()
+        for key in os.environ.get("CI_STACK_LIMITS", "").split(",")
+        if key.strip()
+    }
 
 
 def _in_ci() -> bool:
@@ -229,9 +300,7 @@ def make_app(tmp_path: Path) -> Iterator[AppFactory]:
 
     yield factory
     for app, db in engines:
-        with app.app_context():
-            for engine in db.engines.values():
-                engine.dispose()
+        dispose_engines(app, db)
 
 
 @pytest.fixture
@@ -256,9 +325,57 @@ def bare(tmp_path: Path) -> Iterator[Any]:
 
     yield build
     for app, db in made:
-        with app.app_context():
-            for engine in db.engines.values():
-                engine.dispose()
+        dispose_engines(app, db)
+
+
+def fsa_engines(app: Flask, db: Any) -> dict[str | None, sa.engine.Engine]:
+    """The Flask-SQLAlchemy engines of ``app`` by bind key (``None``: default).
+
+    Flask-SQLAlchemy 3 has ``db.engines``; 2.x makes each with
+    ``db.get_engine(bind=key)``.
+    """
+    with app.app_context():
+        if hasattr(db, "engines"):
+            return dict(db.engines)
+        keys = [None, *(app.config.get("SQLALCHEMY_BINDS") or ())]
+        return {key: db.get_engine(bind=key) for key in keys}
+
+
+class InUse:
+    """How many connections of an engine are checked out, whatever its pool.
+
+    ``Pool.checkedout()`` exists on queue pools only; SQLAlchemy 1.4 gives
+    SQLite files a ``NullPool``. Counts from the moment it is made.
+    """
+
+    def __init__(self, engine: Any) -> None:
+        self.count = 0
+        sa.event.listen(engine, "checkout", self._checkout)
+        sa.event.listen(engine, "checkin", self._checkin)
+
+    def _checkout(self, *args: Any) -> None:
+        self.count += 1
+
+    def _checkin(self, *args: Any) -> None:
+        self.count -= 1
+
+    def __call__(self) -> int:
+        return self.count
+
+
+def fsa_table(
+    db: Any, name: str, *columns: Any, bind_key: str | None = None
+) -> sa.Table:
+    """``db.Table`` on a bind: Flask-SQLAlchemy 3 takes ``bind_key``, 2.x ``info``."""
+    if hasattr(db, "metadatas"):
+        return db.Table(name, *columns, bind_key=bind_key)  # type: ignore[no-any-return]
+    return db.Table(name, *columns, info={"bind_key": bind_key})  # type: ignore[no-any-return]
+
+
+def dispose_engines(app: Flask, db: Any) -> None:
+    """Close the pooled connections of every Flask-SQLAlchemy engine of ``app``."""
+    for engine in fsa_engines(app, db).values():
+        engine.dispose()
 
 
 @pytest.fixture
@@ -346,16 +463,83 @@ def version_rows(url: str, table: str = "alembic_version") -> list[str]:
         engine.dispose()
 
 
-# In CI a skipped test is a test that did not run: fail the session instead.
+class _SeparateStderrRunner(FlaskCliRunner):
+    """click 8.1's test runner, made to report like click 8.2's.
+
+    Before 8.2, ``result.stderr`` exists only with ``mix_stderr=False``, and
+    ``result.output`` is then stdout alone; from 8.2 ``result.output`` holds
+    both streams and ``result.stderr`` stderr alone. The tests are written
+    for the latter (stdout first, then stderr: the streams are not
+    interleaved here).
+    """
+
+    def __init__(self, app: Flask, **kwargs: Any) -> None:
+        kwargs.setdefault("mix_stderr", False)
+        super().__init__(app, **kwargs)
+
+    def invoke(self, *args: Any, **kwargs: Any) -> Any:
+        result = super().invoke(*args, **kwargs)
+        return _BothStreamsResult(
+            runner=result.runner,
+            stdout_bytes=result.stdout_bytes,
+            stderr_bytes=result.stderr_bytes,
+            return_value=result.return_value,
+            exit_code=result.exit_code,
+            exception=result.exception,
+            exc_info=result.exc_info,
+        )
+
+
+class _BothStreamsResult(click.testing.Result):
+    @property
+    def output(self) -> str:
+        return self.stdout + (self.stderr if self.stderr_bytes is not None else "")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if CLICK_BEFORE_8_2:
+        # Every test app, however it is made, gets the runner above.
+        Flask.test_cli_runner_class = _SeparateStderrRunner
+
+
+# In CI a skipped test is a test that did not run: fail the session instead,
+# unless the skip is one of the stack limits CI declared for this run.
 _skipped_in_ci: list[str] = []
+_stack_limited: dict[str, list[str]] = {}
+
+
+def _stack_limit_of(report: pytest.TestReport) -> str | None:
+    longrepr = report.longrepr
+    reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+    reason = reason.removeprefix("Skipped: ")
+    for key in STACK_LIMITS:
+        if reason.startswith(f"stack limit {key}: "):
+            return key
+    return None
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if report.skipped and not hasattr(report, "wasxfail") and _in_ci():
-        _skipped_in_ci.append(report.nodeid)
+        key = _stack_limit_of(report)
+        if key is not None and key in _allowed_stack_limits():
+            _stack_limited.setdefault(key, []).append(report.nodeid)
+        else:
+            _skipped_in_ci.append(report.nodeid)
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
+    for key, nodeids in _stack_limited.items():
+        terminalreporter.write_line(
+            f"CI: {len(nodeids)} test(s) skipped by the declared stack limit "
+            f"{key!r}: {STACK_LIMITS[key][1]}"
+        )
+    unused = _allowed_stack_limits() - set(_stack_limited)
+    if _in_ci() and unused:
+        terminalreporter.write_line(
+            f"CI declared stack limits that skipped nothing: {sorted(unused)}; "
+            "failing the run (remove them from CI_STACK_LIMITS for this stack)",
+            red=True,
+        )
     if _skipped_in_ci:
         terminalreporter.write_line(
             f"CI is set and {len(_skipped_in_ci)} test(s) were skipped; "
@@ -367,7 +551,9 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    if _skipped_in_ci and session.exitstatus == 0:
+    unused = _allowed_stack_limits() - set(_stack_limited)
+    failed = _skipped_in_ci or (_in_ci() and unused)
+    if failed and session.exitstatus == 0:
         session.exitstatus = 1
 
 

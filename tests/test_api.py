@@ -25,9 +25,11 @@ from flask_migrate_alt import Migrate
 from .conftest import (
     REPO,
     AppFactory,
+    InUse,
     Server,
     add_table_ops,
     default_models,
+    fsa_engines,
     table_names,
     version_rows,
 )
@@ -673,7 +675,7 @@ def test_migration_context_closes_its_connection(
 ) -> None:
     app, url = items
     with app.app_context():
-        engine = app.extensions["test_db"].engine
+        in_use = InUse(app.extensions["test_db"].engine)
         capsys.readouterr()
         with fma.migration_context() as context:
             assert isinstance(context, MigrationContext)
@@ -681,16 +683,16 @@ def test_migration_context_closes_its_connection(
             assert context.connection is not None
             connection = context.connection
             assert not connection.closed
-            assert engine.pool.checkedout() == 1
+            assert in_use() == 1
         assert connection.closed
-        assert engine.pool.checkedout() == 0
+        assert in_use() == 0
 
         with pytest.raises(ZeroDivisionError):
             with fma.migration_context() as context:
                 connection = context.connection
                 1 / 0  # noqa: B018
         assert connection is not None and connection.closed
-        assert engine.pool.checkedout() == 0
+        assert in_use() == 0
         assert_silent(capsys)
 
 
@@ -703,13 +705,13 @@ def test_operations_commit_on_success_and_roll_back_on_error(
 ) -> None:
     app, url = items
     with app.app_context():
-        engine = app.extensions["test_db"].engine
+        in_use = InUse(app.extensions["test_db"].engine)
         capsys.readouterr()
         with fma.operations() as op:
             assert isinstance(op, Operations)
             op.bulk_insert(ITEM, [{"id": 1}])
             op.add_column("item", sa.Column("note", sa.String(20)))
-        assert engine.pool.checkedout() == 0
+        assert in_use() == 0
         assert item_ids(url) == [1]
         assert "note" in column_names(url, "item")
 
@@ -718,7 +720,7 @@ def test_operations_commit_on_success_and_roll_back_on_error(
                 op.bulk_insert(ITEM, [{"id": 2}])
                 op.execute(sa.insert(ITEM).values(id=3))
                 raise Boom
-        assert engine.pool.checkedout() == 0
+        assert in_use() == 0
         assert item_ids(url) == [1]
 
         if server.backend == "postgresql":
@@ -741,14 +743,16 @@ def test_migration_context_for_a_bind(
         fma.init(multidb=True)
         fma.migrate(message="both", rev_id="m1")
         fma.upgrade()
-        db = app.extensions["test_db"]
+        engines = fsa_engines(app, app.extensions["test_db"])
         capsys.readouterr()
         for bind in (None, "users"):
+            in_use = InUse(engines[bind])
             with fma.migration_context(bind) as context:
                 assert context.get_current_revision() == "m1"
                 assert context.connection is not None
-                assert context.connection.engine is db.engines[bind]
-            assert db.engines[bind].pool.checkedout() == 0
+                assert context.connection.engine is engines[bind]
+                assert in_use() == 1
+            assert in_use() == 0
         with fma.operations("users") as op:
             op.execute(sa.text("DELETE FROM alembic_version"))
         assert fma.needs_upgrade() is True

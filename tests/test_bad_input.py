@@ -22,6 +22,7 @@ import flask_migrate_alt as fma
 
 from .conftest import (
     BACKENDS,
+    POSTGRESQL_DRIVER,
     AppFactory,
     Server,
     _server_url,
@@ -424,7 +425,7 @@ CASES = [
     ),
     Case(
         "unreachable-postgresql",
-        _unreachable("postgresql+psycopg"),
+        _unreachable(POSTGRESQL_DRIVER),
         lambda: fma.upgrade(),
         ["db", "upgrade"],
         ("database error:", "127.0.0.1", "refused"),

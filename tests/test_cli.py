@@ -14,6 +14,7 @@ from click.testing import Result
 from flask import Flask
 
 from flask_migrate_alt import Config, Migrate
+from flask_migrate_alt.config import SEPARATOR_OPTION
 
 from .conftest import (
     AppFactory,
@@ -349,7 +350,7 @@ def test_revision_version_path_and_autogenerate(app: Flask, tmp_path: Path) -> N
 
     @migrate_obj.configure
     def two_locations(config: Config) -> Config:
-        config.set_main_option("path_separator", "os")
+        config.set_main_option(SEPARATOR_OPTION, "os")
         config.set_main_option(
             "version_locations",
             os.pathsep.join([str(tmp_path / "migrations" / "versions"), str(extra)]),

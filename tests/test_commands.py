@@ -20,6 +20,7 @@ from alembic.util import CommandError
 from flask import Flask
 
 import flask_migrate_alt as fma
+from flask_migrate_alt.config import SEPARATOR_OPTION
 
 from .conftest import (
     REPO,
@@ -356,7 +357,7 @@ def test_revision_version_path(
 
     @migrate_obj.configure
     def two_locations(config: Any) -> Any:
-        config.set_main_option("path_separator", "os")
+        config.set_main_option(SEPARATOR_OPTION, "os")
         config.set_main_option(
             "version_locations",
             os.pathsep.join([str(versions(tmp_path)), str(extra)]),

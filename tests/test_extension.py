@@ -24,7 +24,14 @@ from flask import Flask
 import flask_migrate_alt as fma
 from flask_migrate_alt import Migrate
 
-from .conftest import REPO, Server, run_flask, table_names, version_rows
+from .conftest import (
+    POSTGRESQL_DRIVER,
+    REPO,
+    Server,
+    run_flask,
+    table_names,
+    version_rows,
+)
 
 
 def invoke(app: Flask, *args: str) -> Result:
@@ -283,7 +290,7 @@ def secret_app(postgresql_server: Server, make_app: Any) -> Iterator[tuple[Flask
         conn.exec_driver_sql(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")
     app = None
     try:
-        database = sa.make_url(postgresql_server.new_database()).database
+        database = sa.engine.make_url(postgresql_server.new_database()).database
         with admin.connect() as conn:
             conn.exec_driver_sql(f"ALTER DATABASE {database} OWNER TO {role}")
         url = postgresql_server.url.set(
@@ -328,7 +335,7 @@ def test_password_never_printed(
     assert cli("db", "current").stdout.splitlines() == ["s1 (head)"]
     # Verbose 'current' names the database, with the password masked.
     verbose = cli("db", "current", "-v").output
-    assert "Current revision(s) for postgresql+psycopg://fma_role_" in verbose
+    assert f"Current revision(s) for {POSTGRESQL_DRIVER}://fma_role_" in verbose
     assert ":***@" in verbose
     assert "CREATE TABLE" in cli("db", "upgrade", "--sql").output
     assert "DROP TABLE" in cli("db", "downgrade", "--sql").output
@@ -340,7 +347,7 @@ def test_password_never_printed(
 
     # A connection failure names the server, not the password.
     assert postgresql_server.url is not None
-    missing = sa.make_url(url).set(database="fma_missing_database")
+    missing = sa.engine.make_url(url).set(database="fma_missing_database")
     broken, broken_db = bare(missing.render_as_string(hide_password=False))
     Migrate(broken, broken_db)
     result = invoke(broken, "db", "upgrade")

@@ -179,7 +179,8 @@ def function_body(source: str, name: str) -> str:
 def add_column(app: Flask, table: str, column: sa.Column[Any]) -> None:
     """Change a model: add ``column`` to ``table``, as editing the class would."""
     db = app.extensions["test_db"]
-    for metadata in db.metadatas.values():
+    # Flask-SQLAlchemy 3 has a MetaData per bind; 2.x one for all.
+    for metadata in getattr(db, "metadatas", {None: db.metadata}).values():
         if table in metadata.tables:
             metadata.tables[table].append_column(column)
             return

@@ -21,16 +21,18 @@ from alembic.config import Config as AlembicConfig
 from alembic.script import Script, ScriptDirectory
 from click.testing import Result
 from flask import Flask
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import registry
 
 import flask_migrate_alt as fma
 from flask_migrate_alt import Config, Migrate
+from flask_migrate_alt.config import SEPARATOR_OPTION
 
 from .conftest import (
     AppFactory,
     Server,
     add_table_ops,
     default_models,
+    stack_limit,
     table_names,
     version_rows,
 )
@@ -86,22 +88,20 @@ def declarative_models() -> tuple[sa.MetaData, sa.MetaData]:
     Made per test, so that no test sees another one's tables.
     """
 
-    class Model(DeclarativeBase):
-        pass
+    models, other_models = registry(), registry()
 
-    class User(Model):
+    @models.mapped
+    class User:
         __tablename__ = "user"
-        id: Mapped[int] = mapped_column(primary_key=True)
-        name: Mapped[str] = mapped_column(sa.String(64))
+        id = sa.Column(sa.Integer, primary_key=True)
+        name = sa.Column(sa.String(64), nullable=False)
 
-    class OtherModel(DeclarativeBase):
-        pass
-
-    class Event(OtherModel):
+    @other_models.mapped
+    class Event:
         __tablename__ = "event"
-        id: Mapped[int] = mapped_column(primary_key=True)
+        id = sa.Column(sa.Integer, primary_key=True)
 
-    return Model.metadata, OtherModel.metadata
+    return models.metadata, other_models.metadata
 
 
 # --------------------------------------------------------------------------
@@ -133,6 +133,7 @@ def lite_app(tmp_path: Path) -> Iterator[Callable[..., Flask]]:
                 engine.dispose()
 
 
+@stack_limit("flask-sqlalchemy-lite")
 def test_flask_sqlalchemy_lite_single_database(
     server: Server, lite_app: Callable[..., Flask], tmp_path: Path
 ) -> None:
@@ -157,6 +158,7 @@ def test_flask_sqlalchemy_lite_single_database(
     assert version_rows(url) == []
 
 
+@stack_limit("flask-sqlalchemy-lite")
 @pytest.mark.parametrize("default_key", [None, "default"])
 def test_flask_sqlalchemy_lite_multiple_databases(
     server: Server,
@@ -262,6 +264,7 @@ def test_plain_sqlalchemy_multiple_databases(
     run(app, "check")
 
 
+@stack_limit("flask-sqlalchemy-lite")
 def test_missing_metadata_with_flask_sqlalchemy_lite(
     lite_app: Callable[..., Flask],
     sqlite_server: Server,
@@ -657,7 +660,7 @@ def plain_alembic_heads(tmp_path: Path) -> list[str]:
     )
     config = AlembicConfig()
     config.set_main_option("script_location", str(tmp_path / "migrations"))
-    config.set_main_option("path_separator", "os")
+    config.set_main_option(SEPARATOR_OPTION, "os")
     config.set_main_option(
         "version_locations", os.pathsep.join(str(p) for p in folders)
     )

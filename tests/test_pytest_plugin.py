@@ -7,6 +7,7 @@ runs pytest on it with ``pytester``, the way a user would.
 
 from __future__ import annotations
 
+import importlib
 import shutil
 import textwrap
 from collections.abc import Callable
@@ -16,17 +17,17 @@ from typing import Any
 import alembic.autogenerate
 import alembic.command
 import alembic.ddl
-import psycopg
 import pymysql
 import pytest
 import sqlalchemy as sa
 import sqlalchemy.dialects.mysql
 import sqlalchemy.dialects.postgresql
+import sqlalchemy.orm
 from flask import Flask
 
 from flask_migrate_alt import init
 
-from .conftest import REPO, Server
+from .conftest import POSTGRESQL_DRIVER, REPO, Server, dispose_engines, stack_limit
 
 # Inline pytest runs forget the modules they imported; importing these here
 # keeps them loaded, so that SQLAlchemy does not register its functions
@@ -38,7 +39,11 @@ _KEEP_LOADED = (
     alembic.command,
     alembic.ddl,
     sqlalchemy.dialects,
-    psycopg,
+    # SQLAlchemy 1.4 refuses to register its inspection hooks twice, which
+    # importing Flask-SQLAlchemy 2.x's ORM modules again would do.
+    sqlalchemy.orm,
+    importlib.import_module("flask_sqlalchemy"),
+    importlib.import_module(POSTGRESQL_DRIVER.partition("+")[2] or "psycopg2"),
     pymysql,
 )
 
@@ -856,8 +861,7 @@ def test_templates_follow_changes_to_the_revision_files(
         assert _tables(str(second[None])) == {"alembic_version", "item", "tag"}
     finally:
         templates.close()
-        with app.app_context():
-            app.extensions["sqlalchemy"].engines[None].dispose()
+        dispose_engines(app, app.extensions["migrate"].db)
     assert list((tmp_path / "work").iterdir()) == []
 
 
@@ -899,6 +903,7 @@ def create_app():
 """
 
 
+@stack_limit("flask-sqlalchemy-lite")
 def test_async_engines_with_flask_sqlalchemy_lite(
     project: Callable[..., Project], tmp_path: Path
 ) -> None:

@@ -355,7 +355,10 @@ def test_multiple_databases(server: Server, make_app: AppFactory) -> None:
     default, logs = found
     # The URLs of the engines (Flask-SQLAlchemy adds options to MySQL's).
     for db, key in ((default, "default"), (logs, "logs")):
-        assert sa.make_url(db.url).database == sa.make_url(urls[key]).database
+        assert (
+            sa.engine.make_url(db.url).database
+            == sa.engine.make_url(urls[key]).database
+        )
     assert default.up_to_date and default.models_differ is False
     assert logs.current == ("a1",) and logs.pending == ("a2",)
     assert logs.models_differ is None
@@ -419,7 +422,7 @@ def test_async_engine(async_app: tuple[Flask, AsyncDB, str]) -> None:
         fma.migrate(message="create user", rev_id="a1")
         (empty,) = fma.status()
         assert empty.pending == ("a1",) and empty.current == ()
-        assert empty.url == sa.make_url(url).render_as_string(hide_password=True)
+        assert empty.url == sa.engine.make_url(url).render_as_string(hide_password=True)
         fma.upgrade()
         (done,) = fma.status()
     assert done.current == ("a1",) and done.models_differ is False
@@ -658,7 +661,9 @@ def test_unreachable_database(
     if server.backend == "sqlite":
         url = f"sqlite:///{tmp_path / 'no' / 'such' / 'folder' / 'app.db'}"
     else:
-        missing = sa.make_url(server.new_database()).set(database="fma_no_such_db")
+        missing = sa.engine.make_url(server.new_database()).set(
+            database="fma_no_such_db"
+        )
         url = missing.render_as_string(hide_password=False)
     app = make_app(url)
     with app.app_context():

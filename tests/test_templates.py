@@ -17,20 +17,27 @@ from flask import Flask
 
 from flask_migrate_alt import Migrate
 
-from .conftest import Server, table_names, version_rows
+from .conftest import (
+    POSTGRESQL_DRIVER,
+    Server,
+    dispose_engines,
+    fsa_table,
+    table_names,
+    version_rows,
+)
 
 TEMPLATES = ["flask", "flask-multidb", "aioflask", "aioflask-multidb"]
 
 SYNC_DRIVERS = {
     "sqlite+aiosqlite": "sqlite",
-    "postgresql+asyncpg": "postgresql+psycopg",
+    "postgresql+asyncpg": POSTGRESQL_DRIVER,
     "mysql+aiomysql": "mysql+pymysql",
 }
 
 
 def sync_url(url: str) -> str:
     """The same database through a synchronous driver, for inspection."""
-    u = sa.make_url(url)
+    u = sa.engine.make_url(url)
     return u.set(
         drivername=SYNC_DRIVERS.get(u.drivername, u.drivername)
     ).render_as_string(hide_password=False)
@@ -95,21 +102,16 @@ def template_app(tmp_path: Path, server: Server, request: pytest.FixtureRequest)
             app.config["SQLALCHEMY_BINDS"] = {k: v for k, v in urls.items() if k}
             db = SQLAlchemy(app)
             for key in keys:
-                db.Table(_table_for(key), *user_columns(), bind_key=key)
-            metadatas = db.metadatas
-            cleanups.append(lambda: _dispose_fsa(app, db))
+                fsa_table(db, _table_for(key), *user_columns(), bind_key=key)
+            # Flask-SQLAlchemy 2.x keeps every bind's tables in one MetaData.
+            metadatas = getattr(db, "metadatas", {key: db.metadata for key in keys})
+            cleanups.append(lambda: dispose_engines(app, db))
         Migrate(app, db)
         return app, urls, metadatas
 
     yield build
     for cleanup in cleanups:
         cleanup()
-
-
-def _dispose_fsa(app: Flask, db: Any) -> None:
-    with app.app_context():
-        for engine in db.engines.values():
-            engine.dispose()
 
 
 def _table_for(key: str | None) -> str:
