@@ -214,3 +214,6 @@ def warn_destructive(directives: Sequence[Any]) -> None:
                 f"WARNING: the new revision {description}, which destroys data; "
                 "review it before upgrading\n"
             )
+    # Written before Alembic's own output goes on; also, a stream that is
+    # not line-buffered (click 8.1's test runner) may otherwise never show it.
+    sys.stderr.flush()

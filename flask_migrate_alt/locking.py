@@ -102,6 +102,7 @@ def _sync_engine(engine: Any) -> Iterator[Engine | None]:
     the synchronous driver of the same database holds it instead.
     """
     from sqlalchemy import create_engine
+    from sqlalchemy.exc import NoSuchModuleError
     from sqlalchemy.pool import NullPool
 
     sync_engine = getattr(engine, "sync_engine", None)
@@ -112,7 +113,9 @@ def _sync_engine(engine: Any) -> Iterator[Engine | None]:
     for driver in SYNC_DRIVERS.get(sync_engine.dialect.name, []):
         try:
             made = create_engine(url.set(drivername=driver), poolclass=NullPool)
-        except ImportError:
+        except (ImportError, NoSuchModuleError):
+            # The driver is not installed, or this SQLAlchemy has no
+            # dialect for it (psycopg 3 needs SQLAlchemy 2).
             continue
         try:
             yield made

@@ -889,6 +889,8 @@ def test_flask_db_lint_subprocess(tmp_path: Path) -> None:
 
             app = Flask(__name__)
             app.config["SQLALCHEMY_DATABASE_URI"] = "sqlite:///app.db"
+            # Flask-SQLAlchemy 2.x warns on stderr without it.
+            app.config["SQLALCHEMY_TRACK_MODIFICATIONS"] = False
             db = SQLAlchemy(app)
             Migrate(app, db)
             """
