@@ -82,6 +82,12 @@ STACK_LIMITS: dict[str, tuple[bool, str]] = {
         "they were tested on (flask_migrate_alt/speedups/versions.py, TESTED); "
         "plain Alembic answers there, as the rest of the suite checks",
     ),
+    "legacy-connection": (
+        (_installed("sqlalchemy") or (0,)) < (2, 0),
+        "SQLAlchemy 1.4's legacy Connection, which Flask-SQLAlchemy 2.x "
+        "makes, has no commit() and tracks a COMMIT sent by a migration "
+        "differently; this test states SQLAlchemy 2's outcome",
+    ),
     "mypy": (
         (_installed("flask") or (0,)) < (3, 0)
         or (_installed("sqlalchemy") or (0,)) < (2, 0),

@@ -938,6 +938,7 @@ def test_async_engines_with_flask_sqlalchemy_lite(
     )
 
 
+@stack_limit("flask-sqlalchemy-lite")
 def test_migrator_on_async_engines(
     project: Callable[..., Project], tmp_path: Path
 ) -> None:

@@ -315,7 +315,7 @@ def test_timeouts_stay_on_the_migrating_thread(
     probe = (
         "import json, threading",
         "from flask import current_app",
-        "engine = current_app.extensions['sqlalchemy'].engine",
+        "engine = current_app.extensions['migrate'].db.engine",
         "seen = {'migration': op.get_bind().execute("
         "sa.text('SHOW lock_timeout')).scalar()}",
         "def other():",

@@ -19,7 +19,15 @@ from flask import Flask
 
 import flask_migrate_alt as fma
 
-from .conftest import AppFactory, Server, default_models, table_names, version_rows
+from .conftest import (
+    AppFactory,
+    Server,
+    default_models,
+    dispose_engines,
+    stack_limit,
+    table_names,
+    version_rows,
+)
 from .test_safety import BAD_SQL, create, error_lines, history, write_revision
 
 
@@ -141,6 +149,7 @@ def test_mysql_told_ddl_is_transactional_records_every_step(
     assert table_names(url) == {"alembic_version", "t1", "t2", "t3"}
 
 
+@stack_limit("legacy-connection")
 @pytest.mark.parametrize("commit", ["op.execute('COMMIT')", "op.get_bind().commit()"])
 def test_commit_in_a_migration_commits_the_revision_reached(
     postgresql_server: Server, make_app: AppFactory, commit: str
@@ -182,9 +191,7 @@ def test_autocommit_engine_records_every_step(postgresql_server: Server) -> None
     paths = history(app, (create("t1"),), (create("t2"),), (create("t3"), BAD_SQL))
     upgrade_fails_leaving(app, url, ["r2"], {"alembic_version", "t1", "t2", "t3"})
     fix_and_upgrade(app, url, {paths[2]: f"{create('t3')}\n    {BAD_SQL}"}, ["r3"])
-    with app.app_context():
-        for engine in app.extensions["sqlalchemy"].engines.values():
-            engine.dispose()
+    dispose_engines(app, app.extensions["migrate"].db)
 
 
 def test_sqlite_commit_in_a_migration_records_the_steps_before(

@@ -15,6 +15,8 @@ app = Flask(__name__)
 app.config["SQLALCHEMY_DATABASE_URI"] = os.environ.get(
     "DATABASE_URL", "sqlite:///" + os.path.join(app.instance_path, "todo.db")
 )
+# Flask-SQLAlchemy 2.x warns on every command unless this is set.
+app.config["SQLALCHEMY_TRACK_MODIFICATIONS"] = False
 os.makedirs(app.instance_path, exist_ok=True)
 
 db = SQLAlchemy(app)
