@@ -891,6 +891,7 @@ def files_under(folder: Path) -> set[str]:
     return {p.relative_to(folder).as_posix() for p in folder.rglob("*")}
 
 
+@stack_limit("speedups")
 def test_no_cache_written_under_dont_write_bytecode(
     history: Flask, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -908,6 +909,7 @@ def test_no_cache_written_under_dont_write_bytecode(
     assert not CACHE.exists()
 
 
+@stack_limit("speedups")
 def test_cache_goes_under_pycache_prefix(
     history: Flask, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
