@@ -155,7 +155,7 @@ def flask_alembic_config(
         locations.append(path if ":" in path else resource_path(path, root_path))
     config = Config()
     config.set_main_option("script_location", _ini(locations[0]))
-    config.set_main_option("path_separator", "os")
+    config.set_main_option(SEPARATOR_OPTION, "os")
     config.set_main_option(
         "version_locations",
         os.pathsep.join(_ini(item) for item in dict.fromkeys(locations)),

@@ -388,7 +388,7 @@ def _config_binds(app: Flask) -> list[str | None] | None:
     the URL in ``app.config``, and makes it again when that URL changes,
     which is how it is pointed at another database (:func:`_use_config_urls`).
     """
-    state = app.extensions["migrate"]
+    state = app_state(app)
     db = state.db
     if (
         state.engines is not None
@@ -401,7 +401,7 @@ def _config_binds(app: Flask) -> list[str | None] | None:
 
 
 def _config_engines(app: Flask, keys: list[str | None]) -> dict[str | None, Any]:
-    db = app.extensions["migrate"].db
+    db = app_state(app).db
     with app.app_context():
         return {key: db.get_engine(bind=key) for key in keys}
 
