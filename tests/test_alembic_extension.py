@@ -28,7 +28,14 @@ from flask import Flask
 import flask_migrate_alt as fma
 from flask_migrate_alt import Alembic, Migrate
 
-from .conftest import REPO, Server, run_flask, table_names, version_rows
+from .conftest import (
+    REPO,
+    Server,
+    run_flask,
+    stack_limit,
+    table_names,
+    version_rows,
+)
 
 FIXTURE = REPO / "tests" / "fixtures" / "flask_alembic_single"
 
@@ -190,6 +197,7 @@ def test_missing_engine_is_named(make: MakeApp) -> None:
         assert alembic.migration_context
 
 
+@stack_limit("flask-sqlalchemy-lite")
 def test_flask_sqlalchemy_lite_engines(tmp_path: Path) -> None:
     from flask_sqlalchemy_lite import SQLAlchemy
 
