@@ -541,13 +541,33 @@ class Alembic:
             directory = self._directory()
         else:  # without building the Config (and importing Alembic)
             directory = resource_path(str(options["script_location"]), root)
-        os.makedirs(directory, exist_ok=True)
-        target = os.path.join(directory, "script.py.mako")
-        if not os.path.exists(target):
-            shutil.copy(source, target)
+        folders = [directory]
         for item in options.get("version_locations") or ():
             path = os.fspath(item if isinstance(item, (str, os.PathLike)) else item[-1])
-            os.makedirs(resource_path(path, root), exist_ok=True)
+            folders.append(resource_path(path, root))
+        for folder in folders:
+            if os.path.exists(folder) and not os.path.isdir(folder):
+                raise RuntimeError(
+                    f"{folder} is a file, not a folder: move it away or change "
+                    "script_location / version_locations in app.config['ALEMBIC']"
+                )
+        target = os.path.join(directory, "script.py.mako")
+        # A failure part way leaves the files as they were: what this call
+        # made is removed again, newest first.
+        created: list[str] = []
+        try:
+            for folder in folders:
+                _make_folders(folder, created)
+            if not os.path.exists(target):
+                shutil.copy(source, target)
+                created.append(target)
+        except BaseException:
+            for path in reversed(created):
+                if os.path.isdir(path):
+                    os.rmdir(path)
+                else:
+                    os.remove(path)
+            raise
 
     # ------------------------------------------------------------------
     # reading the history
@@ -800,6 +820,17 @@ class Alembic:
     def needs_revision(self) -> bool:
         """Whether the models differ from a database (a revision is needed)."""
         return bool(self.compare_metadata())
+
+
+def _make_folders(folder: str, created: list[str]) -> None:
+    """``os.makedirs``, appending each folder it creates to ``created``."""
+    if os.path.isdir(folder):
+        return
+    parent = os.path.dirname(os.path.abspath(folder))
+    if parent != os.path.abspath(folder):
+        _make_folders(parent, created)
+    os.mkdir(folder)
+    created.append(folder)
 
 
 def _engines_of(db: Any) -> dict[str, Any]:

@@ -118,6 +118,34 @@ def test_no_mkdir_no_command(tmp_path: Path) -> None:
     assert "db" not in app.cli.commands
 
 
+@pytest.mark.parametrize(
+    ("location", "error"),
+    [("other_versions", RuntimeError), ("other_versions/sub", OSError)],
+)
+def test_failed_mkdir_leaves_no_folder_behind(
+    tmp_path: Path, location: str, error: type[Exception]
+) -> None:
+    """A version location that is (under) a file: one error line, and the
+    folders made before the failure are removed again."""
+    app = Flask("fa_app", root_path=os.fspath(tmp_path))
+    app.config["ALEMBIC"] = {"version_locations": [("other", location)]}
+    alembic = Alembic(
+        app,
+        metadatas=todo_metadata(),
+        engines=sa.create_engine("sqlite://"),
+        run_mkdir=False,
+    )
+    (tmp_path / "other_versions").write_text("")
+    with app.app_context(), pytest.raises(error, match="other_versions"):
+        alembic.mkdir()
+    assert not (tmp_path / "migrations").exists()
+    result = app.test_cli_runner().invoke(args=["db", "mkdir"])
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: ") and result.output.count("\n") == 1
+    assert "other_versions" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other_versions"]
+
+
 def test_locations_from_root_path_and_packages(
     tmp_path: Path, make: MakeApp, monkeypatch: pytest.MonkeyPatch
 ) -> None:
