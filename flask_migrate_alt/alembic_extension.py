@@ -373,6 +373,26 @@ class Alembic:
         with using_state(self._migrate_state):
             yield
 
+    @contextmanager
+    def _changing(self) -> Iterator[None]:
+        """Run a command that changes the databases.
+
+        It runs on connections of its own (under the migration lock), not on
+        those kept for :attr:`migration_contexts`. Flask-Alembic ran it on
+        the kept ones, so their open transaction is committed first: work
+        done through :attr:`op` is kept, as it was there, it holds no lock
+        the command would wait on, and their next read sees the command's
+        result instead of an older snapshot (MariaDB's repeatable read).
+        """
+        cache = self._app_cache()
+        for context in (cache.contexts or {}).values():
+            # get_transaction(): SQLAlchemy 1.4's Connection has no commit().
+            found = context.connection and context.connection.get_transaction()
+            if found is not None:
+                found.commit()
+        with self._running():
+            yield
+
     # ------------------------------------------------------------------
     # Alembic objects
 
@@ -506,7 +526,7 @@ class Alembic:
         from .config import script_directory
         from .environment import run_repository
 
-        with self._running():
+        with self._changing():
             config = self._migrate_state().migrate.get_config()
 
             @commands.restores_configure_args
@@ -665,7 +685,7 @@ class Alembic:
     def stamp(self, target: Revisions = "heads") -> list[str]:
         """Set the version table to ``target`` without running migrations."""
         revision = self._simplify_rev(target)
-        with self._running():
+        with self._changing():
             return _quiet(commands.stamp)(
                 None, revision=revision[0] if len(revision) == 1 else revision
             )
@@ -676,7 +696,7 @@ class Alembic:
         An int, or a digit string that is not a revision id, is a number of
         steps up.
         """
-        with self._running():
+        with self._changing():
             return _quiet(commands.upgrade)(None, revision=self._target(target, "up"))
 
     def downgrade(self, target: Revisions = -1) -> list[str]:
@@ -685,7 +705,7 @@ class Alembic:
         An int, or a digit string that is not a revision id, is a number of
         steps down, whatever its sign.
         """
-        with self._running():
+        with self._changing():
             return _quiet(commands.downgrade)(
                 None, revision=self._target(target, "down")
             )

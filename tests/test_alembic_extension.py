@@ -485,6 +485,26 @@ def test_connections_closed_at_teardown(make: MakeApp, url: str) -> None:
         assert alembic.migration_context.connection is not connection
 
 
+def test_kept_context_sees_what_the_methods_changed(
+    server: Server, make: MakeApp
+) -> None:
+    """``migration_context`` read before ``upgrade()`` reads the new heads
+    after it, as in Flask-Alembic (where both share one connection); on
+    MariaDB a snapshot kept open would still say "no revision"."""
+    app, alembic = make(server.new_database(), todo_metadata())
+    with app.app_context():
+        [script] = alembic.revision("first")
+        assert script is not None
+        context = alembic.migration_context
+        assert context.get_current_heads() == ()
+        alembic.upgrade()
+        assert context.get_current_heads() == (script.revision,)
+        alembic.downgrade("base")
+        assert context.get_current_heads() == ()
+        alembic.stamp("heads")
+        assert context.get_current_heads() == (script.revision,)
+
+
 def test_run_migrations_calls_fn_with_kwargs(make: MakeApp, url: str) -> None:
     app, alembic = make(url, todo_metadata())
     seen: list[Any] = []
