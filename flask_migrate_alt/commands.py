@@ -626,28 +626,33 @@ def _move(
     """Run Alembic's ``upgrade`` or ``downgrade`` (``name``); return the ids run.
 
     Online, the migration lock is held throughout (see :mod:`.locking`). An
-    upgrade to head first checks, as cheaply as it can be known for sure,
-    whether there is anything to do. What is returned is what really ran
-    (see :func:`_ran`), whatever the env.py passes to Alembic.
+    upgrade to head first checks, as cheaply as it can be known for sure and
+    once the lock is held, whether there is anything to do. What is returned
+    is what really ran (see :func:`_ran`), whatever the env.py passes to
+    Alembic.
     """
-    online_upgrade = name == "upgrade" and not sql and tag is None
-    if online_upgrade and target in ("head", "heads"):
-        path = repository(directory)
-        if speedups.nothing_to_upgrade(path, target, _scripts()):
-            _log_nothing_to_do(target)
-            return []
-    from alembic import command
+    if sql:
+        from alembic import command
 
-    alembic_command = getattr(command, name)
-    config = _config(directory, x_arg=x_arg)
-    with _recorded_steps(directory) as steps:
-        if sql:
-            alembic_command(config, target, sql=True, tag=tag)
-            return _revision_ids(steps) or _offline_range(config, name, target)
-        with guarded(directory):
-            before = _version_heads(directory)
-            alembic_command(config, target, sql=False, tag=tag)
-            after = _version_heads(directory)
+        config = _config(directory, x_arg=x_arg)
+        with _recorded_steps(directory) as steps:
+            getattr(command, name)(config, target, sql=True, tag=tag)
+        return _revision_ids(steps) or _offline_range(config, name, target)
+    # The lock comes first: even the quick look at the version tables waits
+    # for a migration in progress (on SQLite, reading would fail with
+    # "database is locked" while it writes).
+    with _recorded_steps(directory) as steps, guarded(directory):
+        if name == "upgrade" and tag is None and target in ("head", "heads"):
+            path = repository(directory)
+            if speedups.nothing_to_upgrade(path, target, _scripts()):
+                _log_nothing_to_do(target)
+                return []
+        from alembic import command
+
+        config = _config(directory, x_arg=x_arg)
+        before = _version_heads(directory)
+        getattr(command, name)(config, target, sql=False, tag=tag)
+        after = _version_heads(directory)
     ran = _revision_ids(steps) or _ran(config, name, before, after)
     if not ran:
         _log_nothing_to_do(target)

@@ -27,6 +27,19 @@ def _directory(value: str | os.PathLike[str]) -> str:
     return os.fspath(value)
 
 
+def _timeouts(**values: float | None) -> None:
+    """Refuse a timeout that is not a number of seconds, when it is given.
+
+    A NaN lock timeout waited forever and a negative one was taken; the
+    mistake belongs to the line that made the extension, not to a deploy.
+    """
+    from .locking import seconds
+
+    for name, value in values.items():
+        if value is not None:
+            seconds(name, value, zero=name == "lock_timeout")
+
+
 class Migrate:
     """Connect a Flask app and its database to an Alembic migration repository.
 
@@ -52,12 +65,17 @@ class Migrate:
         ``upgrade``, ``downgrade`` and ``stamp``, so that concurrent deploys
         migrate once (see :doc:`/deploys`). ``FLASK_DB_LOCK=0`` turns it off.
     :param lock_timeout: seconds to wait for another process's migration to
-        finish (default 300; ``FLASK_DB_LOCK_TIMEOUT`` overrides it).
+        finish (default 300, 0 to try once; ``FLASK_DB_LOCK_TIMEOUT``
+        overrides it).
     :param table_lock_timeout: seconds a migration statement may wait for a
         table lock held by the running app before failing (PostgreSQL
         ``lock_timeout``, MySQL/MariaDB ``lock_wait_timeout``).
     :param statement_timeout: seconds a migration statement may run
         (PostgreSQL ``statement_timeout``, MariaDB ``max_statement_time``).
+        The three timeouts must be finite numbers of seconds, more than 0
+        (``lock_timeout`` may be 0); anything else raises
+        :class:`ValueError` here. ``None`` means the default (no limit for
+        the last two).
     :param exclude_tables: table name patterns (``"legacy_*"``,
         ``"reports.*"``) autogenerate leaves alone: never created, altered
         or dropped. ``app.config["MIGRATE_EXCLUDE_TABLES"]`` adds more.
@@ -92,6 +110,11 @@ class Migrate:
         exclude_system_tables: bool = True,
         **kwargs: Any,
     ) -> None:
+        _timeouts(
+            lock_timeout=lock_timeout,
+            table_lock_timeout=table_lock_timeout,
+            statement_timeout=statement_timeout,
+        )
         self.configure_callbacks: list[ConfigureCallback] = []
         self.exclude_tables = list(exclude_tables)
         self.exclude_schemas = list(exclude_schemas)
@@ -138,6 +161,11 @@ class Migrate:
         Arguments left as ``None`` keep the values given to the
         constructor; pass ``command=""`` to skip the command group.
         """
+        _timeouts(
+            lock_timeout=lock_timeout,
+            table_lock_timeout=table_lock_timeout,
+            statement_timeout=statement_timeout,
+        )
         overrides = {
             "db": db,
             "metadata": metadata,

@@ -2,17 +2,23 @@
 
 Several replicas of an app often run ``flask db upgrade`` at the same
 moment. Each command that changes the schema (``upgrade``, ``downgrade``,
-``stamp``) first takes a lock in every database it migrates and only then
-lets Alembic read the current revision; a process that had to wait finds the
-work done and does nothing.
+``stamp``) takes a lock in every database it migrates before it reads the
+current revision; a process that had to wait finds the work done and does
+nothing.
 
-The lock lives in the database server, on a connection of its own, so it is
-released when the process ends, however it ends:
+PostgreSQL and MySQL/MariaDB keep the lock in the database session that
+runs the migration: a session-level advisory lock (``pg_try_advisory_lock``)
+or a named lock (``GET_LOCK``) taken on each connection the command checks
+out of the app's engine, before anything else runs on it, and released
+when the connection goes back to the pool. So the lock needs no connection
+of its own (a pool of one connection is enough), it cannot sit idle and be
+dropped by a server or proxy that closes idle sessions while the migration
+goes on, and if the session is dropped all the same, the migration's
+transaction goes with it: nothing is committed after the lock is lost.
 
-* PostgreSQL: a session-level advisory lock (``pg_try_advisory_lock``);
-* MySQL and MariaDB: a named lock (``GET_LOCK``), named after the database;
-* SQLite: an exclusive ``flock`` on a ``<database>.migration-lock`` file next
-  to the database file (SQLite's own locks would block the migration itself).
+SQLite has no sessions: the lock is an exclusive ``flock`` on a
+``<database>.migration-lock`` file next to the database file (SQLite's own
+locks would block the migration itself), removed when the command ends.
 
 Other databases are migrated without a lock, with a warning.
 """
@@ -20,7 +26,9 @@ Other databases are migrated without a lock, with a warning.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -29,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import log
 
 if TYPE_CHECKING:
-    from sqlalchemy import Connection, Engine
+    from sqlalchemy.engine import URL
 
     from .databases import Database
 
@@ -38,21 +46,38 @@ __all__ = [
     "lock_settings",
     "migration_lock",
     "repository_lock",
+    "seconds",
     "session_settings",
 ]
 
 DEFAULT_TIMEOUT = 300.0
 _POLL = 0.2
 
-# Synchronous drivers used to hold the lock of an async engine.
-SYNC_DRIVERS = {
-    "postgresql": ["postgresql+psycopg", "postgresql+psycopg2"],
-    "mysql": ["mysql+pymysql", "mysql+mysqldb"],
-}
-
 
 class MigrationLockTimeout(RuntimeError):
     """Another process held the migration lock for longer than the timeout."""
+
+
+def seconds(name: str, value: Any, *, zero: bool = True) -> float:
+    """``value`` as a number of seconds, or ValueError naming ``name``.
+
+    NaN would make every comparison false (a wait that never ends) and a
+    negative or infinite wait is never what was meant; ``zero`` says whether
+    0 is allowed (for the lock: try once; the servers' statement and lock
+    timeouts take 0 as "no limit", which ``None`` says instead).
+    """
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if isinstance(value, bool) or not math.isfinite(number) or number < 0:
+        valid = False
+    else:
+        valid = zero or number > 0
+    if not valid:
+        least = "0 or more" if zero else "more than 0 (None for no limit)"
+        raise ValueError(f"{name} must be a number of seconds, {least}, not {value!r}")
+    return number
 
 
 def _env_flag(name: str) -> bool | None:
@@ -75,11 +100,11 @@ def lock_settings(enabled: bool, timeout: float | None) -> tuple[bool, float]:
     raw = os.environ.get("FLASK_DB_LOCK_TIMEOUT")
     if raw:
         try:
-            timeout = float(raw)
-        except ValueError:
-            raise RuntimeError(
-                f"FLASK_DB_LOCK_TIMEOUT must be a number of seconds, not {raw!r}"
-            ) from None
+            timeout = seconds("FLASK_DB_LOCK_TIMEOUT", raw.strip())
+        except ValueError as exc:
+            # A setting of the environment, not an argument: the CLI's
+            # one-line error, raised before anything waits or connects.
+            raise RuntimeError(str(exc)) from None
     return enabled, DEFAULT_TIMEOUT if timeout is None else timeout
 
 
@@ -93,42 +118,33 @@ def _lock_key(name: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-@contextmanager
-def _sync_engine(engine: Any) -> Iterator[Engine | None]:
-    """A synchronous engine on the same database as ``engine``.
+def _sqlite_path(url: URL) -> str | None:
+    """The real path of a SQLite database file; None for a private in-memory one.
 
-    An async engine's connections can only be used inside its event loop,
-    but the lock must be held while Alembic runs; a short-lived engine with
-    the synchronous driver of the same database holds it instead.
+    With ``?uri=true`` the database part is an SQLite URI filename
+    (``file:/srv/app.db?mode=rwc``), whose path is what SQLite opens. The
+    path is made absolute and its symbolic links resolved, so that every
+    name of one file gives one lock.
     """
-    from sqlalchemy import create_engine
-    from sqlalchemy.exc import NoSuchModuleError
-    from sqlalchemy.pool import NullPool
+    from urllib.parse import parse_qs, unquote, urlsplit
 
-    sync_engine = getattr(engine, "sync_engine", None)
-    if sync_engine is None:
-        yield engine
-        return
-    url = engine.url
-    for driver in SYNC_DRIVERS.get(sync_engine.dialect.name, []):
-        try:
-            made = create_engine(url.set(drivername=driver), poolclass=NullPool)
-        except (ImportError, NoSuchModuleError):
-            # The driver is not installed, or this SQLAlchemy has no
-            # dialect for it (psycopg 3 needs SQLAlchemy 2).
-            continue
-        try:
-            yield made
-        finally:
-            made.dispose()
-        return
-    yield None
+    database = url.database or ""
+    options = {key: str(value).lower() for key, value in url.query.items()}
+    if options.get("uri") in ("true", "1") and database.startswith("file:"):
+        parts = urlsplit(database)
+        options.update(
+            (key, values[-1].lower()) for key, values in parse_qs(parts.query).items()
+        )
+        database = unquote(parts.path)
+    if not database or database == ":memory:" or options.get("mode") == "memory":
+        return None
+    return os.path.realpath(database)
 
 
 @contextmanager
 def _sqlite_lock(db: Database, timeout: float) -> Iterator[None]:
-    database = db.engine.url.database
-    if not database or database == ":memory:" or "mode=memory" in str(db.engine.url):
+    path = _sqlite_path(db.engine.url)
+    if path is None:
         yield  # a private in-memory database: nobody else can migrate it
         return
     try:
@@ -137,64 +153,41 @@ def _sqlite_lock(db: Database, timeout: float) -> Iterator[None]:
         log.warning("no migration lock for SQLite on this platform")
         yield
         return
-    path = os.path.abspath(database) + ".migration-lock"
-    with open(path, "a+b") as handle:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise MigrationLockTimeout(
-                        f"{_where(db)} is being migrated by another process "
-                        f"(it holds {path}); gave up after {timeout:g} s, set "
-                        "FLASK_DB_LOCK_TIMEOUT to wait longer"
-                    ) from None
-                time.sleep(_POLL)
+    lock_path = path + ".migration-lock"
+    deadline = time.monotonic() + timeout
+    while True:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
         try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-
-
-def _postgresql_holder(connection: Connection, key: int) -> str:
-    from sqlalchemy import text
-
-    row = connection.execute(
-        text(
-            "SELECT a.pid, a.application_name, a.client_addr, a.backend_start "
-            "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-            "WHERE l.locktype = 'advisory' AND l.granted "
-            # Advisory locks are per database, but pg_locks shows them all.
-            "AND l.database = (SELECT oid FROM pg_database "
-            "WHERE datname = current_database()) "
-            # The key is signed: mask the high half too, or it is no oid.
-            "AND l.classid = ((:key >> 32) & 4294967295)::oid "
-            "AND l.objid = (:key & 4294967295)::oid AND l.objsubid = 1"
-        ),
-        {"key": key},
-    ).first()
-    if row is None:
-        return "another process"
-    client = f" from {row.client_addr}" if row.client_addr else ""
-    app = f" ({row.application_name})" if row.application_name else ""
-    return f"server process {row.pid}{app}{client}, connected at {row.backend_start}"
-
-
-def _mysql_holder(connection: Connection, name: str) -> str:
-    from sqlalchemy import text
-
-    holder = connection.execute(text("SELECT IS_USED_LOCK(:name)"), {"name": name})
-    thread = holder.scalar()
-    if thread is None:
-        return "another process"
-    row = connection.execute(
-        text("SELECT USER, HOST FROM information_schema.PROCESSLIST WHERE ID = :id"),
-        {"id": thread},
-    ).first()
-    who = f" ({row.USER}@{row.HOST})" if row is not None else ""
-    return f"connection {thread}{who}"
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            if time.monotonic() >= deadline:
+                raise MigrationLockTimeout(
+                    f"{_where(db)} is being migrated by another process "
+                    f"(it holds {lock_path}); gave up after {timeout:g} s, set "
+                    "FLASK_DB_LOCK_TIMEOUT to wait longer"
+                ) from None
+            time.sleep(_POLL)
+            continue
+        # The holder before us removes the file before letting go of it: a
+        # lock on a file no longer at that path locks nothing.
+        try:
+            current = os.path.samestat(os.fstat(fd), os.stat(lock_path))
+        except FileNotFoundError:
+            current = False
+        if current:
+            break
+        os.close(fd)
+    try:
+        yield
+    finally:
+        # Removed while still locked, so that no other process can lock
+        # this file after us and think it holds the lock.
+        try:
+            os.unlink(lock_path)
+        except OSError:  # pragma: no cover - a directory made read-only
+            log.debug("could not remove %s", lock_path, exc_info=True)
+        os.close(fd)
 
 
 def mysql_lock_name(database: str | None, version_table: str) -> str:
@@ -202,70 +195,185 @@ def mysql_lock_name(database: str | None, version_table: str) -> str:
     return f"fma:{database}:{version_table}"[:64]
 
 
-@contextmanager
-def _server_lock(db: Database, timeout: float, version_table: str) -> Iterator[None]:
-    from sqlalchemy import text
+def _quoted(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
 
-    with _sync_engine(db.engine) as engine:
-        if engine is None:
-            log.warning(
-                "no synchronous driver to hold the migration lock of %s; "
-                "migrating without it",
-                _where(db),
-            )
-            yield
+
+def _scalar(dbapi_connection: Any, sql: str) -> Any:
+    """Run one query on a raw DBAPI connection and end its transaction.
+
+    Pool events get the DBAPI connection, and the statements are written
+    without parameters because each driver has its own parameter style.
+    The rollback leaves the connection as it was checked out: session-level
+    locks outlive it.
+    """
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(sql)
+        row = cursor.fetchone()
+    finally:
+        cursor.close()
+    dbapi_connection.rollback()
+    return None if row is None else row[0]
+
+
+def _postgresql_holder(dbapi_connection: Any, key: int) -> str:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(
+            "SELECT a.pid, a.application_name, a.client_addr, a.backend_start "
+            "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+            "WHERE l.locktype = 'advisory' AND l.granted "
+            # Advisory locks are per database, but pg_locks shows them all.
+            "AND l.database = (SELECT oid FROM pg_database "
+            "WHERE datname = current_database()) "
+            # The key is signed: mask the high half too, or it is no oid.
+            f"AND l.classid = (({key} >> 32) & 4294967295)::oid "
+            f"AND l.objid = ({key} & 4294967295)::oid AND l.objsubid = 1"
+        )
+        row = cursor.fetchone()
+    finally:
+        cursor.close()
+    dbapi_connection.rollback()
+    if row is None:
+        return "another process"
+    pid, application, client, start = row
+    client = f" from {client}" if client else ""
+    application = f" ({application})" if application else ""
+    return f"server process {pid}{application}{client}, connected at {start}"
+
+
+def _mysql_holder(dbapi_connection: Any, name: str) -> str:
+    thread = _scalar(dbapi_connection, f"SELECT IS_USED_LOCK({_quoted(name)})")
+    if thread is None:
+        return "another process"
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(
+            "SELECT USER, HOST FROM information_schema.PROCESSLIST "
+            f"WHERE ID = {int(thread)}"
+        )
+        row = cursor.fetchone()
+    finally:
+        cursor.close()
+    dbapi_connection.rollback()
+    who = f" ({row[0]}@{row[1]})" if row is not None else ""
+    return f"connection {thread}{who}"
+
+
+class _SessionLock:
+    """The migration lock of one database, held by the sessions that migrate.
+
+    Listens to the pool of the app's engine while the command runs. The
+    first connection the command's thread checks out takes the lock before
+    anything runs on it, waiting up to ``timeout`` seconds, and releases it
+    when it goes back to the pool; connections the same thread checks out
+    meanwhile (a migration using the app's session) share it. A connection
+    dropped by the server loses the lock with its open transaction; the
+    next one checked out (a reconnection) takes the lock again first.
+    Other threads sharing the engine are left alone.
+    """
+
+    def __init__(self, db: Database, engine: Any, timeout: float, table: str) -> None:
+        self.db = db
+        self.engine = engine
+        self.timeout = timeout
+        self.owner = threading.get_ident()
+        self.holder: int | None = None  # id() of the DBAPI connection holding it
+        if engine.dialect.name == "postgresql":
+            self.key = _lock_key(f"flask_migrate_alt:{table}")
+            self.acquire = f"SELECT pg_try_advisory_lock({self.key})"
+            self.release = f"SELECT pg_advisory_unlock({self.key})"
+        else:
+            # MySQL lock names are server-wide: include the database.
+            self.name = mysql_lock_name(engine.url.database, table)
+            self.acquire = f"SELECT GET_LOCK({_quoted(self.name)}, 0)"
+            self.release = f"SELECT RELEASE_LOCK({_quoted(self.name)})"
+
+    def _holder(self, dbapi_connection: Any) -> str:
+        if self.engine.dialect.name == "postgresql":
+            return _postgresql_holder(dbapi_connection, self.key)
+        return _mysql_holder(dbapi_connection, self.name)
+
+    def _try(self, dbapi_connection: Any) -> bool:
+        from sqlalchemy.exc import DisconnectionError
+
+        try:
+            return bool(_scalar(dbapi_connection, self.acquire))
+        except Exception as exc:
+            if self.engine.dialect.is_disconnect(exc, dbapi_connection, None):
+                # A pooled connection the server dropped while idle: the pool
+                # opens a new one (and this runs again on it).
+                raise DisconnectionError(str(exc)) from exc
+            raise
+
+    def checkout(self, dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        if threading.get_ident() != self.owner or self.holder is not None:
             return
-        dialect = engine.dialect.name
-        deadline = time.monotonic() + timeout
-        with engine.connect() as connection:
-            # The lock outlives transactions; don't keep one open meanwhile.
-            connection = connection.execution_options(isolation_level="AUTOCOMMIT")
-            if dialect == "postgresql":
-                key = _lock_key(f"flask_migrate_alt:{version_table}")
-                acquire = text("SELECT pg_try_advisory_lock(:key)")
-                release = text("SELECT pg_advisory_unlock(:key)")
-                params: dict[str, Any] = {"key": key}
-            else:
-                # MySQL lock names are server-wide: include the database.
-                name = mysql_lock_name(engine.url.database, version_table)
-                acquire = text("SELECT GET_LOCK(:name, 0)")
-                release = text("SELECT RELEASE_LOCK(:name)")
-                params = {"name": name}
-            while not connection.execute(acquire, params).scalar():
-                if time.monotonic() >= deadline:
-                    holder = (
-                        _postgresql_holder(connection, params["key"])
-                        if dialect == "postgresql"
-                        else _mysql_holder(connection, params["name"])
-                    )
-                    raise MigrationLockTimeout(
-                        f"{_where(db)} is being migrated by {holder}; gave up "
-                        f"after {timeout:g} s, set FLASK_DB_LOCK_TIMEOUT to wait "
-                        "longer"
-                    )
-                time.sleep(_POLL)
-            try:
-                yield
-            finally:
-                connection.execute(release, params)
+        deadline = time.monotonic() + self.timeout
+        while not self._try(dbapi_connection):
+            if time.monotonic() >= deadline:
+                raise MigrationLockTimeout(
+                    f"{_where(self.db)} is being migrated by "
+                    f"{self._holder(dbapi_connection)}; gave up after "
+                    f"{self.timeout:g} s, set FLASK_DB_LOCK_TIMEOUT to wait longer"
+                )
+            time.sleep(_POLL)
+        self.holder = id(dbapi_connection)
+
+    def checkin(self, dbapi_connection: Any, record: Any) -> None:
+        if dbapi_connection is None or id(dbapi_connection) != self.holder:
+            return
+        self.holder = None
+        try:
+            _scalar(dbapi_connection, self.release)
+        except Exception:
+            # The session is gone, and its lock with it; the migration has
+            # finished by now, successfully or not, so this changes nothing.
+            log.debug("could not release the migration lock", exc_info=True)
+
+    def invalidate(self, dbapi_connection: Any, record: Any, exception: Any) -> None:
+        if id(dbapi_connection) == self.holder:
+            self.holder = None  # closed with its session: the lock is gone
+
+    @contextmanager
+    def listening(self) -> Iterator[None]:
+        from sqlalchemy import event
+
+        hooks = (
+            ("checkout", self.checkout),
+            ("checkin", self.checkin),
+            ("invalidate", self.invalidate),
+        )
+        for name, fn in hooks:
+            event.listen(self.engine, name, fn)
+        try:
+            yield
+        finally:
+            for name, fn in hooks:
+                event.remove(self.engine, name, fn)
 
 
 @contextmanager
 def migration_lock(
     dbs: Sequence[Database], timeout: float, version_table: str = "alembic_version"
 ) -> Iterator[None]:
-    """Hold the migration lock of every database in ``dbs``.
+    """Hold the migration lock of every database in ``dbs`` while migrating.
 
-    The locks are taken in the order given (default database first), which
-    every process uses, so two processes cannot each wait for the other.
+    SQLite's lock is taken here, in the order given; the others when the
+    command's thread first checks a connection out of each database's
+    engine, which env.py does in the same order (default database first)
+    in every process, so two processes cannot each wait for the other.
     """
     with ExitStack() as stack:
         for db in dbs:
-            dialect = db.engine.dialect.name
+            engine = getattr(db.engine, "sync_engine", db.engine)
+            dialect = engine.dialect.name
             if dialect == "sqlite":
                 stack.enter_context(_sqlite_lock(db, timeout))
             elif dialect in ("postgresql", "mysql"):
-                stack.enter_context(_server_lock(db, timeout, version_table))
+                lock = _SessionLock(db, engine, timeout, version_table)
+                stack.enter_context(lock.listening())
             else:
                 log.warning(
                     "no migration lock for %s (%s); migrating without it",
@@ -283,9 +391,10 @@ def _session_variables(engine: Any, settings: dict[str, float]) -> dict[str, str
     found: dict[str, str] = {}
     if dialect.name == "postgresql":
         if lock_wait is not None:
-            found["lock_timeout"] = str(int(lock_wait * 1000))
+            # 0 would mean "no limit": never round a short wait down to it.
+            found["lock_timeout"] = str(max(1, int(lock_wait * 1000)))
         if statement is not None:
-            found["statement_timeout"] = str(int(statement * 1000))
+            found["statement_timeout"] = str(max(1, int(statement * 1000)))
     elif dialect.name == "mysql":
         if lock_wait is not None:
             found["lock_wait_timeout"] = str(max(1, int(lock_wait)))
@@ -329,37 +438,38 @@ def session_settings(
     from sqlalchemy import event
 
     owner = threading.get_ident()
-    changed: set[int] = set()  # ids of the DBAPI connections given the settings
+    # The statements that reset each DBAPI connection given the settings.
+    changed: dict[int, list[str]] = {}
+
+    def statements(engine: Any) -> tuple[list[str], list[str]]:
+        variables = _session_variables(engine, settings)
+        if engine.dialect.name == "postgresql":
+            apply = [f"SET {name} = {value}" for name, value in variables.items()]
+            return apply, [f"RESET {name}" for name in variables]
+        apply = [f"SET SESSION {name} = {value}" for name, value in variables.items()]
+        return apply, [f"SET SESSION {name} = DEFAULT" for name in variables]
 
     hooks: list[tuple[Any, str, Any]] = []
     for db in dbs:
         engine = getattr(db.engine, "sync_engine", db.engine)
-        variables = _session_variables(engine, settings)
-        if not variables:
+        if engine.dialect.name not in ("postgresql", "mysql"):
             continue
-        if engine.dialect.name == "postgresql":
-            apply = [f"SET {name} = {value}" for name, value in variables.items()]
-            reset = [f"RESET {name}" for name in variables]
-        else:
-            apply = [
-                f"SET SESSION {name} = {value}" for name, value in variables.items()
-            ]
-            reset = [f"SET SESSION {name} = DEFAULT" for name in variables]
 
         def on_checkout(
-            dbapi_connection: Any, record: Any, proxy: Any, apply: list[str] = apply
+            dbapi_connection: Any, record: Any, proxy: Any, engine: Any = engine
         ) -> None:
             if threading.get_ident() != owner:
                 return
-            _run(dbapi_connection, apply)
-            changed.add(id(dbapi_connection))
+            # Only now, connected, does the dialect know MariaDB from MySQL.
+            apply, reset = statements(engine)
+            if apply:
+                _run(dbapi_connection, apply)
+                changed[id(dbapi_connection)] = reset
 
-        def on_checkin(
-            dbapi_connection: Any, record: Any, reset: list[str] = reset
-        ) -> None:
+        def on_checkin(dbapi_connection: Any, record: Any) -> None:
             if dbapi_connection is None or id(dbapi_connection) not in changed:
                 return
-            changed.discard(id(dbapi_connection))
+            reset = changed.pop(id(dbapi_connection))
             try:
                 _run(dbapi_connection, reset)
                 # Don't leave the pooled connection inside a transaction.

@@ -53,12 +53,16 @@ __all__ = [
 # PostgreSQL cuts identifiers at 63 bytes, MySQL refuses names over 64.
 _MAX_NAME = 63
 
+# Synchronous drivers that create and drop the databases of async URLs.
+SYNC_DRIVERS = {
+    "postgresql": ["postgresql+psycopg", "postgresql+psycopg2"],
+    "mysql": ["mysql+pymysql", "mysql+mysqldb"],
+}
+
 
 def _sync_url(url: URL) -> URL:
     """The URL with a synchronous driver, for creating and dropping databases."""
     import importlib.util
-
-    from .locking import SYNC_DRIVERS
 
     backend = url.get_backend_name()
     if backend == "sqlite":

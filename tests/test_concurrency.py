@@ -25,13 +25,16 @@ WORKERS = 8
 REVISIONS = ["r1", "r2", "r3", "r4", "r5"]
 
 APP = """
-import os
+import json, os
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 from flask_migrate_alt import Migrate
 
 app = Flask("concurrent")
 app.config["SQLALCHEMY_DATABASE_URI"] = os.environ["MAIN_URL"]
+options = os.environ.get("ENGINE_OPTIONS")
+if options:
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = json.loads(options)
 if os.environ.get("LOGS_URL"):
     app.config["SQLALCHEMY_BINDS"] = {"logs": os.environ["LOGS_URL"]}
 db = SQLAlchemy(app)
