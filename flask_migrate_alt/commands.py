@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 from . import speedups
 from .databases import context_options, databases, each_database
 from .errors import catch_errors, log, repository_errors_named
+from .paths import shipped_env
 from .state import current_state, is_multidb, repository
 
 if TYPE_CHECKING:
@@ -650,9 +651,14 @@ def _move(
         from alembic import command
 
         config = _config(directory, x_arg=x_arg)
-        before = _version_heads(directory)
+        # A shipped env.py reports every step. Only for another one are the
+        # version tables compared; read apart from the migration's own
+        # session, they may also show another process's migration that ran
+        # in between (the lock is held by the sessions that migrate).
+        compare = not shipped_env(repository(directory))
+        before = _version_heads(directory) if compare else None
         getattr(command, name)(config, target, sql=False, tag=tag)
-        after = _version_heads(directory)
+        after = _version_heads(directory) if compare else None
     ran = _revision_ids(steps) or _ran(config, name, before, after)
     if not ran:
         _log_nothing_to_do(target)

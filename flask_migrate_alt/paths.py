@@ -23,6 +23,7 @@ __all__ = [
     "is_template",
     "read_identifiers",
     "resource_path",
+    "shipped_env",
     "template_root",
     "version_folders",
 ]
@@ -73,6 +74,25 @@ def template_root() -> Path:
             return candidate
     raise RuntimeError(
         f"the repository templates are missing from {here}; reinstall flask_migrate_alt"
+    )
+
+
+def shipped_env(directory: str | os.PathLike[str]) -> bool:
+    """Whether the repository's env.py is one of the shipped templates'.
+
+    Only then is it known what env.py does: it passes the configure
+    arguments on to Alembic (so every step is reported) and, for an upgrade
+    with nothing to apply, does nothing else (a custom env.py may seed
+    data, log, ...).
+    """
+    try:
+        env = (Path(directory) / "env.py").read_bytes()
+    except OSError:
+        return False
+    return any(
+        (folder / "env.py").read_bytes() == env
+        for folder in template_root().iterdir()
+        if (folder / "env.py").is_file()
     )
 
 

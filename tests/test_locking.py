@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -320,6 +321,31 @@ def test_bad_lock_timeout_variable_is_refused(
     assert "Traceback" not in err
     assert version_rows(url) == []
     assert table_names(url) == set()
+
+
+def test_bad_lock_timeout_variable_refused_by_the_function(
+    make_app: Any, url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``upgrade()``, ``downgrade()`` and ``stamp()`` refuse it before connecting."""
+    import flask_migrate_alt as fma
+    from flask_migrate_alt import CommandFailed
+
+    from .test_safety import CREATE_USER, history
+
+    app = make_app(url)
+    history(app, (CREATE_USER,))
+    monkeypatch.setenv("FLASK_DB_LOCK_TIMEOUT", "nan")
+    with app.app_context():
+        for command, args in (
+            (fma.upgrade, ()),
+            (fma.downgrade, ("base",)),
+            (fma.stamp, ("head",)),
+        ):
+            with pytest.raises(CommandFailed) as failed:
+                command(None, *args)
+            assert "FLASK_DB_LOCK_TIMEOUT" in str(failed.value.message)
+    assert version_rows(url) == []
+    assert "user" not in table_names(url)
 
 
 @pytest.mark.parametrize(

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..databases import context_options, each_database
-from ..paths import template_root
+from ..paths import shipped_env
 from ..state import current_state, is_multidb
 from .graph import (
     LazyScripts,
@@ -37,29 +36,12 @@ if TYPE_CHECKING:
 Scripts = Callable[[str], "ScriptDirectory"]
 
 
-def _shipped_env(directory: str) -> bool:
-    """Whether the repository's env.py is one of the shipped templates'.
-
-    Only then is it known that running env.py for an upgrade with nothing to
-    apply does nothing else (a custom env.py may seed data, log, ...).
-    """
-    try:
-        env = (Path(directory) / "env.py").read_bytes()
-    except OSError:
-        return False
-    return any(
-        (folder / "env.py").read_bytes() == env
-        for folder in template_root().iterdir()
-        if (folder / "env.py").is_file()
-    )
-
-
 def may_skip_env(directory: str) -> bool:
     """Whether a command with nothing to do may skip env.py."""
     return (
         active()
         and not current_state().migrate.configure_callbacks
-        and _shipped_env(directory)
+        and shipped_env(directory)
     )
 
 
