@@ -109,6 +109,16 @@ def _setup_logging() -> None:
         logger.addHandler(handler)
 
 
+def _flask_sqlalchemy(extension: Any) -> Any:
+    """The db object from ``app.extensions["sqlalchemy"]``.
+
+    Flask-SQLAlchemy 2 stores a state object that holds the db in its
+    ``db`` attribute; Flask-SQLAlchemy 3 stores the db itself, whose own
+    ``db`` property only warns that it is deprecated (3.0) and returns it.
+    """
+    return getattr(extension, "__dict__", {}).get("db", extension)
+
+
 @dataclass
 class _AppCache:
     """What the extension keeps for one app."""
@@ -202,9 +212,7 @@ class _State(MigrateState):
 
     @property
     def db(self) -> Any:
-        extension = self.app.extensions.get("sqlalchemy")
-        # Flask-SQLAlchemy 2 stores a state object that holds the db.
-        return getattr(extension, "db", extension)
+        return _flask_sqlalchemy(self.app.extensions.get("sqlalchemy"))
 
     @db.setter
     def db(self, value: Any) -> None:
@@ -329,7 +337,7 @@ class Alembic:
         if cache.engines is not None and cache.metadatas is not None:
             return cache.engines, cache.metadatas
         extension = current_app.extensions.get("sqlalchemy")
-        db = getattr(extension, "db", extension)
+        db = _flask_sqlalchemy(extension)
         metadatas = dict(self.metadatas)
         if not metadatas and db is not None and hasattr(db, "metadata"):
             metadatas = {DEFAULT: db.metadata}
@@ -386,10 +394,18 @@ class Alembic:
         """
         cache = self._app_cache()
         for context in (cache.contexts or {}).values():
+            connection = context.connection
+            if connection is None or connection.closed:
+                continue
             # get_transaction(): SQLAlchemy 1.4's Connection has no commit().
-            found = context.connection and context.connection.get_transaction()
+            found = connection.get_transaction()
             if found is not None:
                 found.commit()
+            else:
+                # SQLAlchemy 1.4's legacy Connection reads outside any
+                # transaction it knows of, in the driver's implicit one,
+                # whose snapshot MariaDB keeps: end that one.
+                connection.connection.commit()
         with self._running():
             yield
 

@@ -88,6 +88,12 @@ STACK_LIMITS: dict[str, tuple[bool, str]] = {
         "makes, has no commit() and tracks a COMMIT sent by a migration "
         "differently; this test states SQLAlchemy 2's outcome",
     ),
+    "flask-sqlalchemy-2-sqlite-uri": (
+        (_installed("flask-sqlalchemy") or (0,)) < (3, 0),
+        "Flask-SQLAlchemy 2.x puts every relative SQLite path under the app's "
+        "root_path, 'file:' URI filenames included, so such a URL cannot "
+        "name a database there",
+    ),
     "mypy": (
         (_installed("flask") or (0,)) < (3, 0)
         or (_installed("sqlalchemy") or (0,)) < (2, 0),

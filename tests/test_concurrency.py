@@ -32,9 +32,14 @@ from flask_migrate_alt import Migrate
 
 app = Flask("concurrent")
 app.config["SQLALCHEMY_DATABASE_URI"] = os.environ["MAIN_URL"]
+app.config["SQLALCHEMY_TRACK_MODIFICATIONS"] = False  # Flask-SQLAlchemy 2.x warns
 options = os.environ.get("ENGINE_OPTIONS")
 if options:
-    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = json.loads(options)
+    options = json.loads(options)
+    if "poolclass" in options:  # a name in sqlalchemy.pool
+        import sqlalchemy.pool
+        options["poolclass"] = getattr(sqlalchemy.pool, options["poolclass"])
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
 if os.environ.get("LOGS_URL"):
     app.config["SQLALCHEMY_BINDS"] = {"logs": os.environ["LOGS_URL"]}
 db = SQLAlchemy(app)

@@ -25,7 +25,7 @@ from flask import Flask
 from flask_migrate_alt import Migrate
 from flask_migrate_alt.locking import mysql_lock_name
 
-from .conftest import Server, table_names, version_rows
+from .conftest import Server, stack_limit, table_names, version_rows
 from .test_concurrency import REVISIONS, _audit, _environment, _repository
 
 # How long the slow first revision holds the lock; the servers drop idle
@@ -220,8 +220,14 @@ def test_pool_of_one_connection(server: Server, tmp_path: Path) -> None:
     url = server.new_database()
     migrations = _repository(tmp_path, "flask", multidb=False, slow=False)
     env = _environment(tmp_path, {"main": url}, migrations)
-    # A second checkout would wait pool_timeout seconds, then fail.
-    options = {"pool_size": 1, "max_overflow": 0, "pool_timeout": 10}
+    # A second checkout would wait pool_timeout seconds, then fail. (The
+    # pool class is named because SQLAlchemy 1.4 gives SQLite files none.)
+    options = {
+        "poolclass": "QueuePool",
+        "pool_size": 1,
+        "max_overflow": 0,
+        "pool_timeout": 10,
+    }
     env["ENGINE_OPTIONS"] = json.dumps(options)
     code, out, err = _finish(_flask(env, tmp_path, "upgrade"))
     assert code == 0, err
@@ -238,6 +244,7 @@ def test_pool_of_one_connection(server: Server, tmp_path: Path) -> None:
 # 3. SQLite URI filenames
 
 
+@stack_limit("flask-sqlalchemy-2-sqlite-uri")
 def test_sqlite_uri_filename(tmp_path: Path) -> None:
     """``sqlite:///file:/abs/app.db?mode=rwc&uri=true`` locks the real file.
 
